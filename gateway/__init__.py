@@ -1,0 +1,1 @@
+"""The gateway: holds client connections and relays channels from the broker."""

@@ -1,0 +1,60 @@
+"""create_app(settings) -> Starlette: assembles the gateway; holds no logic of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from gateway import observe
+from gateway.hub import Hub
+from shared.broker import create_broker
+from shared.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("relaycast.gateway")
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The gateway's HTTP app. ``/ws`` is served by :mod:`gateway.transports.websocket`,
+    which uvicorn runs for WebSocket upgrades (see :mod:`gateway.server`)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        broker = create_broker(settings)
+        hub = Hub(broker, settings)
+        app.state.hub = hub
+        await broker.start(hub)
+        heartbeat = asyncio.create_task(hub.heartbeat(), name="relaycast-heartbeat")
+        log.info("gateway %s up; broker %s", settings.gateway_id, _safe_url(settings.redis_url))
+        try:
+            yield {"hub": hub}
+        finally:
+            heartbeat.cancel()
+            await hub.close()
+            await broker.close()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", observe.healthz),
+            Route("/readyz", observe.readyz),
+            Route("/metrics", observe.metrics),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest

@@ -1,0 +1,218 @@
+"""The Python subscriber SDK: one connection to any gateway, kept alive for you.
+
+    async with Client("ws://127.0.0.1:8000/ws", ["tasks.demo"]) as client:
+        async for event in client:
+            if isinstance(event, Message):
+                print(event.channel, event.offset, event.data)
+
+The client reconnects with exponential backoff and full jitter after anything but a
+terminal close code, answers heartbeats, notices a silent server, remembers the last
+offset of every channel, and resubscribes with it so the gateway replays what it missed
+(to any gateway: they share history). A ``Subscribed`` event with ``recovered=False``
+means messages were lost for good and the application should reload its state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from shared.broker.redis import backoff_delay
+from shared.protocol import (
+    RECONNECT_CLOSE_CODES,
+    Error,
+    Message,
+    Ping,
+    Pong,
+    Position,
+    ServerMessage,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    decode_server,
+    encode,
+)
+
+__all__ = ["Client", "ConnectionState"]
+
+log = logging.getLogger("relaycast.client")
+
+
+class ConnectionState(enum.StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DISCONNECTED = "disconnected"
+
+
+class Client:
+    """A resilient subscriber. Iterate it for :class:`Message`, :class:`Subscribed` and
+    :class:`Error` events; a ``None`` never appears, iteration ends when the client closes."""
+
+    def __init__(
+        self,
+        url: str | Iterable[str],
+        channels: Iterable[str] = (),
+        *,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 10.0,
+        heartbeat_timeout: float = 60.0,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.urls = [url] if isinstance(url, str) else list(url)
+        self.positions: dict[str, Position] = {}
+        self.channels: set[str] = set(channels)
+        self.state = ConnectionState.DISCONNECTED
+        self.attempt = 0
+        self.connects = 0
+        self.last_close: tuple[int, str] | None = None
+        self._backoff = (backoff_base, backoff_cap)
+        self._heartbeat_timeout = heartbeat_timeout
+        self._events: asyncio.Queue[ServerMessage | None] = asyncio.Queue(queue_size)
+        self._ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    # --- public API ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect in the background (returns at once)."""
+        if self._task is None:
+            self.state = ConnectionState.CONNECTING
+            self._task = asyncio.create_task(self._run(), name="relaycast-client")
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
+
+    async def subscribe(self, channel: str, since: Position | None = None) -> None:
+        """Subscribe now and after every reconnect (resuming from the last offset seen)."""
+        self.channels.add(channel)
+        if since is not None:
+            self.positions[channel] = since
+        await self._send(Subscribe(channel=channel, since=self.positions.get(channel)))
+
+    async def unsubscribe(self, channel: str) -> None:
+        self.channels.discard(channel)
+        self.positions.pop(channel, None)
+        await self._send(Unsubscribe(channel=channel))
+
+    async def close(self) -> None:
+        """Close the connection and stop reconnecting; iteration ends."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.state = ConnectionState.DISCONNECTED
+        with contextlib.suppress(asyncio.QueueFull):
+            self._events.put_nowait(None)
+
+    async def __aenter__(self) -> Client:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[ServerMessage]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[ServerMessage]:
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    # --- the connection loop -------------------------------------------------------------
+
+    async def _send(self, frame: object) -> None:
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(encode(frame).decode())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                url = self.urls[self.connects % len(self.urls)]
+                code = await self._session(url)
+                if code is not None and code not in RECONNECT_CLOSE_CODES and code != 1000:
+                    log.warning("closed with terminal code %d; not reconnecting", code)
+                    break
+                self.attempt += 1
+                self.state = ConnectionState.RECONNECTING
+                await asyncio.sleep(backoff_delay(self.attempt, *self._backoff))
+        finally:
+            self.state = ConnectionState.DISCONNECTED
+            self._connected.clear()
+            with contextlib.suppress(asyncio.QueueFull):
+                self._events.put_nowait(None)
+
+    async def _session(self, url: str) -> int | None:
+        """One connection's life; returns its close code (None: could not connect)."""
+        self.connects += 1
+        try:
+            ws = await asyncio.wait_for(
+                connect(url, ping_interval=None, max_size=None, compression=None), 10
+            )
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            log.info("connect to %s failed: %s", url, exc)
+            return None
+        self._ws = ws
+        try:
+            for channel in sorted(self.channels):
+                await ws.send(encode(Subscribe(channel, self.positions.get(channel))).decode())
+            self.state = ConnectionState.CONNECTED
+            self.attempt = 0
+            self._connected.set()
+            while True:
+                async with asyncio.timeout(self._heartbeat_timeout):
+                    raw = await ws.recv()
+                await self._handle(ws, raw)
+        except TimeoutError:
+            log.warning("no frame from %s within %.0fs; reconnecting", url, self._heartbeat_timeout)
+            await ws.close(1001)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._ws = None
+            self._connected.clear()
+        close = ws.close_rcvd
+        self.last_close = (close.code, close.reason) if close else (1006, "")
+        return self.last_close[0]
+
+    async def _handle(self, ws: ClientConnection, raw: str | bytes) -> None:
+        try:
+            frame = decode_server(raw)
+        except msgspec.DecodeError as exc:
+            log.warning("ignored an unreadable frame: %s", exc)
+            return
+        if isinstance(frame, Ping):
+            await ws.send(encode(Pong(id=frame.id)).decode())
+            return
+        if isinstance(frame, Pong):
+            return
+        if isinstance(frame, Message):
+            known = self.positions.get(frame.channel)
+            if known is not None and frame.offset <= known.offset:
+                return  # a duplicate across a reconnect; never hand it out twice
+            epoch = known.epoch if known is not None else ""
+            self.positions[frame.channel] = Position(frame.offset, epoch)
+        elif isinstance(frame, Subscribed):
+            self.positions[frame.channel] = Position(frame.offset, frame.epoch)
+        elif isinstance(frame, Error):
+            log.warning("gateway error %s: %s (%s)", frame.code, frame.message, frame.channel)
+        await self._events.put(frame)

@@ -1,0 +1,80 @@
+"""Outgoing frames, encoded once and shared by every subscriber and transport."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgspec
+
+from shared.broker.base import Publication
+from shared.protocol import Message, encode
+
+__all__ = ["OutFrame", "control", "message"]
+
+
+class OutFrame:
+    """One encoded server frame.
+
+    The JSON bytes are made once per message per gateway; each wire format derives its
+    own bytes from them at most once (``text`` for ASGI WebSockets, ``sse`` for SSE), so
+    the fan-out never encodes per client.
+    """
+
+    __slots__ = ("_sse", "_text", "_ws", "channel", "json", "latest", "offset", "time")
+
+    def __init__(
+        self,
+        json: bytes,
+        channel: str | None = None,
+        offset: int = 0,
+        latest: bool = False,
+        time: float = 0.0,
+    ) -> None:
+        self.json = json
+        self.channel = channel
+        self.offset = offset
+        self.latest = latest
+        self.time = time
+        self._text: str | None = None
+        self._sse: bytes | None = None
+        self._ws: bytes | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.json.decode()
+        return self._text
+
+    @property
+    def ws(self) -> bytes:
+        """The frame as one unmasked WebSocket text frame (RFC 6455, section 5.2)."""
+        if self._ws is None:
+            n = len(self.json)
+            if n < 126:
+                head = bytes((0x81, n))
+            elif n < 65536:
+                head = struct.pack("!BBH", 0x81, 126, n)
+            else:
+                head = struct.pack("!BBQ", 0x81, 127, n)
+            self._ws = head + self.json
+        return self._ws
+
+    @property
+    def sse(self) -> bytes:
+        """The frame as one Server-Sent Event; messages carry ``id: channel:offset``."""
+        if self._sse is None:
+            head = b"id: %s:%d\n" % (self.channel.encode(), self.offset) if self.channel else b""
+            self._sse = head + b"data: " + self.json + b"\n\n"
+        return self._sse
+
+
+def message(channel: str, publication: Publication, latest: bool) -> OutFrame:
+    """The ``message`` frame for one publication."""
+    frame = Message(channel=channel, offset=publication.offset, data=msgspec.Raw(publication.data))
+    return OutFrame(encode(frame), channel, publication.offset, latest, publication.time)
+
+
+def control(frame: Any) -> OutFrame:
+    """A frame that belongs to no channel's stream (subscribed, error, pong...)."""
+    return OutFrame(encode(frame))

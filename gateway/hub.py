@@ -1,0 +1,342 @@
+"""The Hub: this gateway's channels, their local subscribers, and the fan-out.
+
+One broker subscription per channel, reference-counted: the first local subscriber
+subscribes, the last one out unsubscribes. Subscribe and unsubscribe of one channel are
+serialised by that channel's lock, and a subscriber is registered before the broker
+subscription is made, so nothing published in between is missed.
+
+Each channel tracks the last offset it fanned out. A publication that does not follow
+it (a gap after a broker reconnect, or a new epoch) puts the channel into resync: live
+publications are held while history fills the gap, then flow again in order. The
+broker reader calls :meth:`Hub.on_publication`, which never awaits: it encodes the
+message once and appends the same frame to every subscriber's bounded outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+from gateway import observe
+from gateway.frames import OutFrame, control, message
+from gateway.session import Session
+from shared.broker.base import Broker, BrokerUnavailable, Publication
+from shared.channels import ChannelOptions
+from shared.protocol import CloseCode, ErrorCode, Ping, Position, Subscribed
+from shared.settings import Settings
+
+__all__ = ["Hub"]
+
+log = logging.getLogger("relaycast.hub")
+
+# Live publications held per channel while it resyncs; past this, history alone catches up.
+RESYNC_HOLD = 10_000
+
+
+class _Channel:
+    __slots__ = ("epoch", "held", "last", "lock", "offset", "options", "subscribers")
+
+    def __init__(self, options: ChannelOptions) -> None:
+        self.options = options
+        self.subscribers: set[Session] = set()
+        self.lock = asyncio.Lock()
+        self.offset = 0
+        self.epoch = ""
+        # Publications held while the channel is not in step with the broker (None: live).
+        self.held: list[Publication] | None = []
+        self.last: OutFrame | None = None  # newest frame, for latest-value snapshots
+
+
+class Hub:
+    """Channels and sessions of one gateway process; the broker's event handler."""
+
+    def __init__(self, broker: Broker, settings: Settings) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.options = settings.channel_options
+        self.channels: dict[str, _Channel] = {}
+        self.sessions: set[Session] = set()
+        self.draining = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- broker events (never await) ---------------------------------------------------
+
+    def on_publication(self, channel: str, publication: Publication) -> None:
+        observe.BROKER_MESSAGES.inc()
+        state = self.channels.get(channel)
+        if state is None:
+            return
+        if state.held is not None:
+            if len(state.held) < RESYNC_HOLD:
+                state.held.append(publication)
+            return
+        if publication.epoch == state.epoch:
+            if publication.offset <= state.offset:
+                return  # already delivered (seen again after a resync)
+            if publication.offset == state.offset + 1:
+                self._fan_out(channel, state, publication)
+                return
+        state.held = [publication]
+        self._spawn(self._resync(channel, state))
+
+    def on_broker_state(self, up: bool) -> None:
+        if not up:
+            observe.BROKER_RECONNECTS.inc()
+            for state in self.channels.values():
+                if state.held is None:
+                    state.held = []
+            return
+        for channel, state in list(self.channels.items()):
+            if state.held is not None and state.subscribers:
+                self._spawn(self._resync(channel, state))
+
+    def _fan_out(self, channel: str, state: _Channel, publication: Publication) -> None:
+        state.offset = publication.offset
+        frame = message(channel, publication, state.options.latest)
+        if state.options.latest:
+            state.last = frame
+        for session in state.subscribers:
+            session.deliver(frame)
+
+    # --- resync: fill a gap from history -----------------------------------------------
+
+    async def _resync(self, channel: str, state: _Channel) -> None:
+        """Bring a channel back in step: history after its offset, then held publications."""
+        async with state.lock:
+            if state.held is None or self.channels.get(channel) is not state:
+                return
+            try:
+                await self._catch_up(channel, state)
+            except BrokerUnavailable as exc:
+                # The link dropped again; on_broker_state(True) will start a new resync.
+                log.warning("resync of %s interrupted: %s", channel, exc)
+
+    async def _catch_up(self, channel: str, state: _Channel) -> None:
+        options = state.options
+        batch = self.settings.replay_batch
+        lost = False
+        while True:
+            history = await self.broker.history(
+                channel, options, since=state.offset, limit=batch if options.history_size else 0
+            )
+            if history.position.epoch != state.epoch:
+                lost = lost or state.offset > 0
+                state.epoch, state.offset = history.position.epoch, 0
+                if options.history_size:
+                    continue  # read the new epoch's history from its start
+            pubs = history.publications
+            if pubs and pubs[0].offset != state.offset + 1 or (
+                not pubs and history.position.offset > state.offset
+            ):
+                lost = lost or state.offset > 0  # history no longer reaches back
+            for publication in pubs:
+                self._fan_out(channel, state, publication)
+            if not pubs or len(pubs) < batch:
+                break
+        held, state.held = state.held or [], None
+        for publication in held:
+            if publication.epoch == state.epoch and publication.offset > state.offset:
+                self._fan_out(channel, state, publication)
+        if history.position.offset > state.offset and not options.history_size:
+            state.offset = history.position.offset
+        observe.GAP_FILLS.labels("lost" if lost else "recovered").inc()
+        if lost and options.history_size:
+            # Subscribers missed messages nobody can replay: have them resume, so each is
+            # told recovered: false and reloads its state.
+            log.warning("history of %s no longer covers the gap; subscribers must resume", channel)
+            for session in list(state.subscribers):
+                session.close(CloseCode.TRY_AGAIN_LATER, "history lost; resume")
+
+    # --- client commands -----------------------------------------------------------------
+
+    def attach(self, session: Session) -> None:
+        self.sessions.add(session)
+
+    async def subscribe(self, session: Session, channel: str, since: Position | None) -> None:
+        """Serve one subscribe: broker subscription if first, then replay, then live."""
+        options = self.options(channel)
+        try:
+            state = await self._join(session, channel, options)
+        except BrokerUnavailable as exc:
+            session.fail_subscribe(channel, ErrorCode.UNAVAILABLE, f"broker unavailable: {exc}")
+            return
+        try:
+            await self._start(session, channel, state, since)
+        except BrokerUnavailable as exc:
+            state.subscribers.discard(session)
+            observe.SUBSCRIPTIONS.dec()
+            session.fail_subscribe(channel, ErrorCode.UNAVAILABLE, f"broker unavailable: {exc}")
+            await self._leave_if_empty(channel, state)
+
+    async def _join(self, session: Session, channel: str, options: ChannelOptions) -> _Channel:
+        while True:
+            state = self.channels.get(channel)
+            if state is None:
+                state = self.channels[channel] = _Channel(options)
+            async with state.lock:
+                if self.channels.get(channel) is not state:
+                    continue  # emptied and removed while we waited
+                state.subscribers.add(session)
+                observe.SUBSCRIPTIONS.inc()
+                if state.held is not None and len(state.subscribers) == 1:
+                    try:
+                        await self._open(channel, state)
+                    except BrokerUnavailable:
+                        state.subscribers.discard(session)
+                        observe.SUBSCRIPTIONS.dec()
+                        await self._drop(channel, state)
+                        raise
+                return state
+
+    async def _open(self, channel: str, state: _Channel) -> None:
+        """First subscriber: subscribe in the broker, then read where the channel stands."""
+        await self.broker.subscribe(channel)
+        observe.CHANNELS.set(len(self.channels))
+        history = await self.broker.history(
+            channel, state.options, limit=1 if state.options.latest else 0
+        )
+        state.epoch, state.offset = history.position.epoch, history.position.offset
+        if history.publications:
+            last = history.publications[-1]
+            state.last = message(channel, last, latest=True)
+        held, state.held = state.held or [], None
+        for publication in held:
+            self.on_publication(channel, publication)
+
+    async def _start(
+        self, session: Session, channel: str, state: _Channel, since: Position | None
+    ) -> None:
+        """Send ``subscribed``, the replay a resume asks for, and open the live flow."""
+        async with state.lock:  # wait out a resync in progress
+            target, epoch = state.offset, state.epoch
+            snapshot = state.last
+        replay: list[OutFrame] = []
+        recovered: bool | None = None
+        after = shown = target
+        if since is None:
+            if snapshot is not None and snapshot.offset <= target:
+                replay, shown = [snapshot], snapshot.offset - 1
+        else:
+            recovered, replay, after = await self._replay(channel, state, since, target, epoch)
+            shown = since.offset if recovered else after
+            observe.RESUMES.labels("recovered" if recovered else "not_recovered").inc()
+            observe.REPLAYED.inc(len(replay))
+        subscribed = Subscribed(
+            channel=channel, offset=shown, epoch=epoch, recovered=recovered,
+            replayed=None if since is None else len(replay),
+        )
+        session.activate(channel, subscribed, replay, after)
+
+    async def _replay(
+        self, channel: str, state: _Channel, since: Position, target: int, epoch: str
+    ) -> tuple[bool, list[OutFrame], int]:
+        """(recovered, messages after ``since`` up to ``target``, the client's offset after)."""
+        if since.epoch != epoch:
+            return False, [], target
+        if since.offset >= target:
+            if since.offset == target:
+                return True, [], target
+            # The client saw more than this gateway has fanned out yet (it came from a
+            # gateway further ahead): fine if the broker agrees the offset exists.
+            position = (await self.broker.history(channel, state.options)).position
+            if position.epoch == epoch and since.offset <= position.offset:
+                return True, [], since.offset
+            return False, [], target
+        if not state.options.history_size or target - since.offset > self.settings.replay_cap:
+            return False, [], target
+        frames: list[OutFrame] = []
+        cursor = since.offset
+        while cursor < target:
+            history = await self.broker.history(
+                channel, state.options, since=cursor, limit=self.settings.replay_batch
+            )
+            pubs = [p for p in history.publications if p.offset <= target]
+            if history.position.epoch != epoch or not pubs or pubs[0].offset != cursor + 1:
+                return False, [], target
+            frames.extend(message(channel, p, state.options.latest) for p in pubs)
+            cursor = pubs[-1].offset
+        return True, frames, target
+
+    async def unsubscribe(self, session: Session, channel: str) -> None:
+        state = self.channels.get(channel)
+        if state is None or session not in state.subscribers:
+            return
+        state.subscribers.discard(session)
+        observe.SUBSCRIPTIONS.dec()
+        await self._leave_if_empty(channel, state)
+
+    async def _leave_if_empty(self, channel: str, state: _Channel) -> None:
+        if state.subscribers:
+            return
+        async with state.lock:
+            if not state.subscribers and self.channels.get(channel) is state:
+                await self._drop(channel, state)
+
+    async def _drop(self, channel: str, state: _Channel) -> None:
+        """Last one out (call with the lock held): unsubscribe in the broker, forget it."""
+        if state.subscribers or self.channels.get(channel) is not state:
+            return
+        del self.channels[channel]
+        observe.CHANNELS.set(len(self.channels))
+        with contextlib.suppress(BrokerUnavailable):
+            await self.broker.unsubscribe(channel)
+
+    async def detach(self, session: Session) -> None:
+        """A connection ended: leave every channel it was in."""
+        self.sessions.discard(session)
+        for channel in list(session.subs):
+            await self.unsubscribe(session, channel)
+        session.subs.clear()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def heartbeat(self) -> None:
+        """Ping every session each interval; close those silent past the timeout.
+
+        A round that starts late (an overloaded loop) pings but judges no one: inbound
+        frames may be sitting unread in socket buffers, and that is not the client's fault.
+        """
+        interval = self.settings.heartbeat_interval
+        timeout = self.settings.heartbeat_timeout
+        ping = control(Ping())
+        loop = asyncio.get_running_loop()
+        due = loop.time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            now = loop.time()
+            judge = now - due < interval / 2
+            due = now + interval
+            for session in list(self.sessions):
+                if judge and now - session.last_seen > timeout:
+                    session.close(CloseCode.HEARTBEAT_TIMEOUT, "no frame within heartbeat timeout")
+                else:
+                    session.send(ping)
+
+    async def drain(self, window: float) -> None:
+        """Close every session with 1012, spread evenly (with jitter) over ``window`` seconds."""
+        self.draining = True
+        sessions = list(self.sessions)
+        random.shuffle(sessions)
+        log.info("draining %d connections over %.1fs", len(sessions), window)
+        if sessions and window > 0:
+            batches = max(1, min(len(sessions), int(window * 20)))
+            step = window / batches
+            for i in range(batches):
+                for session in sessions[i::batches]:
+                    session.close(CloseCode.SERVICE_RESTART, "gateway restarting; reconnect")
+                await asyncio.sleep(step)
+        for session in sessions:
+            session.close(CloseCode.SERVICE_RESTART, "gateway restarting; reconnect")
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for session in list(self.sessions):
+            session.close(CloseCode.GOING_AWAY, "gateway stopping")

@@ -1,0 +1,89 @@
+"""Prometheus metrics, and the health and readiness endpoints.
+
+Labels never carry a client or channel id: only bounded sets such as a reason.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+CONNECTIONS = Gauge(
+    "relaycast_connections", "Open client connections", ["transport"], registry=REGISTRY
+)
+SUBSCRIPTIONS = Gauge("relaycast_subscriptions", "Client subscriptions held", registry=REGISTRY)
+CHANNELS = Gauge(
+    "relaycast_channels", "Channels this gateway is subscribed to in the broker", registry=REGISTRY
+)
+BROKER_MESSAGES = Counter(
+    "relaycast_broker_messages", "Publications received from the broker", registry=REGISTRY
+)
+FRAMES_SENT = Counter("relaycast_frames_sent", "Frames written to clients", registry=REGISTRY)
+BYTES_SENT = Counter("relaycast_bytes_sent", "Bytes of frames written to clients", registry=REGISTRY)
+OUTBOX_DROPS = Counter(
+    "relaycast_outbox_drops", "Queued frames dropped, by reason", ["reason"], registry=REGISTRY
+)
+SLOW_DISCONNECTS = Counter(
+    "relaycast_slow_client_disconnects",
+    "Clients closed with 4001 because their outbox filled",
+    registry=REGISTRY,
+)
+DISCONNECTS = Counter(
+    "relaycast_disconnects", "Connections closed by the gateway, by close code", ["code"],
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "relaycast_client_errors", "Error frames sent to clients, by code", ["code"], registry=REGISTRY
+)
+BROKER_RECONNECTS = Counter(
+    "relaycast_broker_reconnects", "Times the broker link dropped", registry=REGISTRY
+)
+REPLAYED = Counter(
+    "relaycast_replayed_messages", "Messages replayed from history", registry=REGISTRY
+)
+RESUMES = Counter(
+    "relaycast_resumes", "Subscribes with a position, by outcome", ["outcome"], registry=REGISTRY
+)
+GAP_FILLS = Counter(
+    "relaycast_gap_fills", "Channel resyncs from history after a broker gap, by outcome",
+    ["outcome"], registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "relaycast_publish_to_send_seconds",
+    "Seconds from publish to the write of a frame to a client (first frame of each write)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def healthz(request: Request) -> Response:
+    """Alive: the event loop answers. Says nothing about Redis (that is readiness)."""
+    return JSONResponse({"status": "ok", "gateway": request.app.state.settings.gateway_id})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready to deliver right now: the broker link is up and the gateway is not draining."""
+    hub = request.app.state.hub
+    ready = hub.broker.up and not hub.draining
+    body = {
+        "ready": ready,
+        "broker": "up" if hub.broker.up else "down",
+        "draining": hub.draining,
+        "gateway": request.app.state.settings.gateway_id,
+        "connections": len(hub.sessions),
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,1 @@
+"""Transports: thin I/O adapters that feed and drain a Session."""

@@ -1,0 +1,230 @@
+"""The ``/ws`` endpoint: a lean WebSocket protocol that uvicorn runs for every upgrade.
+
+uvicorn hands each WebSocket upgrade to this ``asyncio.Protocol`` (``Config(ws=...)``)
+instead of running an ASGI task per connection; every other route stays Starlette's.
+The ``websockets`` sans-I/O ``ServerProtocol`` parses the handshake and inbound frames
+(masking, fragmentation, control frames, the close handshake and the size limit).
+Outbound, the hub's frames are pre-framed once per message (``OutFrame.ws``) and every
+frame queued for a connection within one loop iteration goes out in one write.
+
+Flow control: when the socket's write buffer passes its high-water mark, writing pauses
+and frames wait in the session's bounded outbox; a client that stays behind long enough
+to fill it is closed with 4001. A close handshake the client does not finish within
+:data:`CLOSE_TIMEOUT` seconds ends with the socket aborted, so memory is always freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from websockets.exceptions import InvalidState
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+from gateway import observe
+from gateway.hub import Hub
+from gateway.session import Command, Limits, Session, SubscribeCommand
+
+__all__ = ["WebSocketTransport"]
+
+log = logging.getLogger("relaycast.ws")
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds a closing connection may take to finish the close handshake."""
+
+WS_PATH = "/ws"
+
+
+class WebSocketTransport(asyncio.Protocol):
+    """One WebSocket connection, from handshake to close (uvicorn's ``ws`` protocol class)."""
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.hub: Hub = app_state["hub"]
+        self.loop = _loop or asyncio.get_running_loop()
+        self.server_state = server_state
+        settings = self.hub.settings
+        self.conn = ServerProtocol(max_size=settings.max_frame_bytes, logger=log)
+        self.limits = Limits(
+            max_subscriptions=settings.max_subscriptions,
+            outbox_messages=settings.outbox_messages,
+            outbox_bytes=settings.outbox_bytes,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.paused = False
+        self.flush_scheduled = False
+        self.closing = False
+        self.close_timer: asyncio.TimerHandle | None = None
+        self.commands: deque[Command] = deque()
+        self.worker: asyncio.Task[None] | None = None
+        self._fragments: list[bytes] = []
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server_state.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        for event in self.conn.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            elif isinstance(event, Frame) and self.session is not None:
+                self._frame(self.session, event)
+        self._send_protocol_output()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        session, self.session = self.session, None
+        self.transport = None
+        if session is not None:
+            observe.CONNECTIONS.labels("websocket").dec()
+            if session.close_code is None:
+                session.close(1006, "connection lost")
+            task = self.loop.create_task(self._end(session))
+            self.server_state.tasks.add(task)
+            task.add_done_callback(self.server_state.tasks.discard)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._schedule_flush()
+
+    # --- handshake and inbound ---------------------------------------------------------
+
+    def _handshake(self, request: Request) -> None:
+        path = request.path.partition("?")[0]
+        if path != WS_PATH:
+            response = self.conn.reject(404, "Not Found\n")
+        elif self.hub.draining:
+            response = self.conn.reject(503, "Gateway draining; connect to another\n")
+        else:
+            response = self.conn.accept(request)
+        self.conn.send_response(response)
+        if response.status_code != 101:
+            return
+        self.session = Session(self.limits, on_ready=self._schedule_flush)
+        self.session.last_seen = self.loop.time()
+        self.hub.attach(self.session)
+        observe.CONNECTIONS.labels("websocket").inc()
+
+    def _frame(self, session: Session, frame: Frame) -> None:
+        session.last_seen = self.loop.time()
+        if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
+            if not frame.fin:
+                self._fragments = [frame.data]
+                return
+            command = session.receive(frame.data)
+        elif frame.opcode is Opcode.CONT:
+            self._fragments.append(frame.data)
+            if not frame.fin:
+                return
+            data, self._fragments = b"".join(self._fragments), []
+            command = session.receive(data)
+        else:
+            return  # ping, pong and close are answered by the protocol object
+        if command is not None:
+            self.commands.append(command)
+            if self.worker is None:
+                self.worker = self.loop.create_task(self._run_commands(session))
+
+    async def _run_commands(self, session: Session) -> None:
+        """Subscribe and unsubscribe in the order the client sent them."""
+        try:
+            while self.commands:
+                command = self.commands.popleft()
+                if isinstance(command, SubscribeCommand):
+                    await self.hub.subscribe(session, command.channel, command.since)
+                else:
+                    await self.hub.unsubscribe(session, command.channel)
+        finally:
+            self.worker = None
+
+    async def _end(self, session: Session) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.worker
+        await self.hub.detach(session)
+
+    # --- outbound ----------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        session, transport = self.session, self.transport
+        if session is None or transport is None:
+            return
+        if session.close_code is not None:
+            self._close(session.close_code, session.close_reason)
+            return
+        if self.paused:
+            return
+        frames = session.take()
+        if not frames:
+            return
+        data = b"".join([f.ws for f in frames])
+        transport.write(data)
+        observe.FRAMES_SENT.inc(len(frames))
+        observe.BYTES_SENT.inc(len(data))
+        first = frames[0].time
+        if first:
+            observe.LATENCY.observe(max(0.0, time.time() - first))
+
+    def _send_protocol_output(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for chunk in self.conn.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            else:
+                transport.close()  # the protocol asks for EOF: the close handshake is done
+                return
+        if self.conn.close_expected() and self.close_timer is None:
+            self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._abort)
+
+    def _close(self, code: int, reason: str) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        observe.DISCONNECTS.labels(str(code)).inc()
+        with contextlib.suppress(InvalidState):
+            self.conn.send_close(code, reason[:120])
+        self._send_protocol_output()
+        if self.close_timer is None:
+            self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._abort)
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def shutdown(self) -> None:
+        """uvicorn's shutdown: close what is still open (after our own drain, nothing)."""
+        if self.session is not None:
+            self.session.close(1012, "gateway stopping")
+            self._flush()
+        elif self.transport is not None:
+            self.transport.close()

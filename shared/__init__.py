@@ -1,0 +1,1 @@
+"""The contract gateways and publishers share: protocol, channels, settings, brokers."""

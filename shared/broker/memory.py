@@ -1,0 +1,92 @@
+"""An in-process broker: one gateway process, no Redis. Same contract as the Redis broker."""
+
+from __future__ import annotations
+
+import time as _time
+from collections import deque
+
+from shared.broker.base import Broker, BrokerEventHandler, History, Publication, new_epoch
+from shared.channels import ChannelOptions
+from shared.protocol import Position
+
+__all__ = ["MemoryBroker"]
+
+
+class _Stream:
+    __slots__ = ("epoch", "expires", "items", "offset")
+
+    def __init__(self) -> None:
+        self.epoch = new_epoch()
+        self.offset = 0
+        self.items: deque[Publication] = deque()
+        self.expires = float("inf")
+
+
+class MemoryBroker:
+    """Pub/sub and history inside one process; positions survive until the process exits."""
+
+    def __init__(self) -> None:
+        self._handler: BrokerEventHandler | None = None
+        self._subscribed: set[str] = set()
+        self._streams: dict[str, _Stream] = {}
+
+    @property
+    def up(self) -> bool:
+        return self._handler is not None
+
+    async def start(self, handler: BrokerEventHandler) -> None:
+        self._handler = handler
+
+    async def close(self) -> None:
+        self._handler = None
+        self._subscribed.clear()
+
+    async def subscribe(self, channel: str) -> None:
+        self._subscribed.add(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._subscribed.discard(channel)
+
+    def _stream(self, channel: str) -> _Stream:
+        stream = self._streams.get(channel)
+        if stream is None:
+            stream = self._streams[channel] = _Stream()
+        elif stream.expires < _time.monotonic():
+            stream.items.clear()
+        return stream
+
+    async def publish(
+        self, channel: str, data: bytes | str, options: ChannelOptions, time: float
+    ) -> Position:
+        stream = self._stream(channel)
+        stream.offset += 1
+        text = data.decode() if isinstance(data, bytes) else data
+        publication = Publication(stream.offset, stream.epoch, text, time)
+        if options.history_size:
+            stream.items.append(publication)
+            while len(stream.items) > options.history_size:
+                stream.items.popleft()
+            stream.expires = _time.monotonic() + options.history_ttl
+        if self._handler is not None and channel in self._subscribed:
+            self._handler.on_publication(channel, publication)
+        return Position(stream.offset, stream.epoch)
+
+    async def history(
+        self,
+        channel: str,
+        options: ChannelOptions,
+        *,
+        since: int | None = None,
+        limit: int = 0,
+    ) -> History:
+        stream = self._stream(channel)
+        items: list[Publication] = []
+        if limit > 0:
+            if since is None:
+                items = list(stream.items)[-limit:]
+            else:
+                items = [p for p in stream.items if p.offset > since][:limit]
+        return History(Position(stream.offset, stream.epoch), items)
+
+
+_: type[Broker] = MemoryBroker

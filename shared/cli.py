@@ -1,0 +1,142 @@
+"""The ``relaycast`` command: hands each subcommand to its home.
+
+    relaycast up                      Redis, a gateway and the publishers, for a try-out
+    relaycast gateway [--port 8000]   one gateway process
+    relaycast publish CHANNEL JSON    publish one message
+    relaycast tail URL CHANNEL...     print a channel's messages as JSON lines
+
+Every setting is a flag too: ``--redis-url`` sets ``RELAYCAST_REDIS_URL``, and so on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+import msgspec
+
+from shared.settings import Settings, SettingsError
+
+__all__ = ["main"]
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    for name in names:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="V")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load({n: getattr(args, n, None) for n in Settings.fields()})
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway.server import serve
+
+    serve(_settings(args))
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from publisher.publish import Publisher
+
+    try:
+        data = json.loads(args.json)
+    except json.JSONDecodeError as exc:
+        print(f"relaycast publish: JSON is not valid: {exc}", file=sys.stderr)
+        return 2
+    with Publisher(settings=_settings(args)) as publisher:
+        position = publisher.publish(args.channel, data)
+    print(json.dumps({"channel": args.channel, "offset": position.offset, "epoch": position.epoch}))
+    return 0
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    from gateway.client import Client
+    from shared.protocol import Error, Message, Subscribed
+
+    async def run() -> None:
+        count = 0
+        async with Client(args.url, args.channels) as client:
+            async for event in client:
+                if isinstance(event, Message):
+                    line = {"channel": event.channel, "offset": event.offset,
+                            "data": msgspec.json.decode(event.data)}
+                    print(json.dumps(line), flush=True)
+                    count += 1
+                    if args.count and count >= args.count:
+                        return
+                elif isinstance(event, Subscribed) and event.recovered is False:
+                    print(f"# {event.channel}: history lost; continuing from offset "
+                          f"{event.offset}", file=sys.stderr, flush=True)
+                elif isinstance(event, Error):
+                    print(f"# error {event.code}: {event.message}", file=sys.stderr, flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from shared.up import run_up
+
+    return run_up(_settings(args))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from publisher.demo import run_demo
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(_settings(args), interval=float(args.interval)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relaycast", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    every = Settings.fields()
+
+    p = sub.add_parser("gateway", help="run one gateway process")
+    _add_settings_flags(p, every)
+    p.set_defaults(func=_cmd_gateway)
+
+    p = sub.add_parser("publish", help="publish one JSON message")
+    p.add_argument("channel")
+    p.add_argument("json", help="the message, as JSON")
+    _add_settings_flags(p, every)
+    p.set_defaults(func=_cmd_publish)
+
+    p = sub.add_parser("tail", help="print messages of channels as JSON lines")
+    p.add_argument("url", help="gateway WebSocket URL, e.g. ws://127.0.0.1:8000/ws")
+    p.add_argument("channels", nargs="+")
+    p.add_argument("--count", type=int, default=0, help="stop after this many messages")
+    p.set_defaults(func=_cmd_tail)
+
+    p = sub.add_parser("up", help="start Redis, a gateway and the publishers locally")
+    _add_settings_flags(p, every)
+    p.set_defaults(func=_cmd_up)
+
+    p = sub.add_parser("demo", help="publish demo events continuously")
+    p.add_argument("--interval", default="1.0", help="seconds between demo events")
+    _add_settings_flags(p, every)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"relaycast: bad setting: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

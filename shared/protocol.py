@@ -1,0 +1,213 @@
+"""The wire protocol: every frame a client and a gateway exchange, as msgspec Structs.
+
+This module is the single source of truth for the protocol; docs/protocol.md describes
+the same frames for people. Frames are JSON objects tagged by their ``type`` field.
+
+Client → server: :class:`Subscribe`, :class:`Unsubscribe`, :class:`Ping`, :class:`Pong`.
+Server → client: :class:`Subscribed`, :class:`Unsubscribed`, :class:`Message`,
+:class:`Ping`, :class:`Pong`, :class:`Error`, and close codes from :class:`CloseCode`.
+
+Evolution rules: new fields get defaults; existing fields never change type.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "RECONNECT_CLOSE_CODES",
+    "ClientMessage",
+    "CloseCode",
+    "Error",
+    "ErrorCode",
+    "Message",
+    "Ping",
+    "Pong",
+    "Position",
+    "ServerMessage",
+    "Subscribe",
+    "Subscribed",
+    "Unsubscribe",
+    "Unsubscribed",
+    "decode_client",
+    "decode_server",
+    "encode",
+]
+
+
+class Position(msgspec.Struct, frozen=True):
+    """A place in a channel's stream: the offset of a message and the stream's epoch.
+
+    Offsets start at 1 and grow by one with every publish. The epoch names one
+    unbroken history; it changes only when the channel's history was lost, and then
+    offsets from the old epoch mean nothing.
+    """
+
+    offset: int
+    epoch: str
+
+
+class _Frame(msgspec.Struct, tag_field="type", tag=str.lower, omit_defaults=True):
+    """Base of every frame; the lower-cased class name is the ``type`` tag."""
+
+
+# --- client → server -------------------------------------------------------------------
+
+
+class Subscribe(_Frame):
+    """Start receiving a channel. With ``since``, first replay what came after it."""
+
+    channel: str
+    since: Position | None = None
+
+
+class Unsubscribe(_Frame):
+    """Stop receiving a channel."""
+
+    channel: str
+
+
+class Ping(_Frame):
+    """Heartbeat. Either side may send it; the other answers with :class:`Pong`."""
+
+    id: int | None = None
+
+
+class Pong(_Frame):
+    """Answer to :class:`Ping`, echoing its ``id``. Also counts as activity."""
+
+    id: int | None = None
+
+
+ClientMessage = Subscribe | Unsubscribe | Ping | Pong
+
+
+# --- server → client -------------------------------------------------------------------
+
+
+class Subscribed(_Frame, kw_only=True):
+    """A subscription is live.
+
+    Every ``message`` of the channel that follows has an offset above ``offset``, in
+    order; ``epoch`` names the stream. A fresh subscribe is told the channel's current
+    position (a latest-value channel's newest message follows at once). A subscribe
+    with ``since`` is answered with ``recovered``: true means every missed message
+    follows this frame (``replayed`` of them), then live ones; false means the history
+    no longer reaches back, or the epoch changed, and the client must reload its state.
+    """
+
+    channel: str
+    offset: int
+    epoch: str
+    recovered: bool | None = None
+    replayed: int | None = None
+
+
+class Unsubscribed(_Frame, kw_only=True):
+    """A subscription ended, at the client's request or the server's (see ``reason``)."""
+
+    channel: str
+    reason: str | None = None
+
+
+class Message(_Frame, kw_only=True):
+    """One published message. ``data`` is the published JSON value, untouched."""
+
+    channel: str
+    offset: int
+    data: msgspec.Raw
+
+
+class ErrorCode(enum.StrEnum):
+    """Codes of :class:`Error` frames. The connection stays open after each."""
+
+    BAD_FRAME = "bad_frame"
+    """Not JSON, not an object, unknown ``type``, or a field of the wrong type."""
+    INVALID_CHANNEL = "invalid_channel"
+    """The channel name breaks the naming rules (docs/protocol.md)."""
+    TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+    """The connection holds as many subscriptions as it may."""
+    ALREADY_SUBSCRIBED = "already_subscribed"
+    NOT_SUBSCRIBED = "not_subscribed"
+    UNAVAILABLE = "unavailable"
+    """The broker cannot be reached right now; try again."""
+    PERMISSION_DENIED = "permission_denied"
+
+
+class Error(_Frame, kw_only=True):
+    """Something the client sent could not be served; ``channel`` names the one concerned."""
+
+    code: str
+    message: str
+    channel: str | None = None
+
+
+ServerMessage = Subscribed | Unsubscribed | Message | Ping | Pong | Error
+
+
+# --- close codes -----------------------------------------------------------------------
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the gateway uses.
+
+    Codes below 4500 (and 1001, 1012, 1013) mean: reconnect, with backoff and jitter,
+    and resume from the last offset. Codes 4500 and up are terminal: reconnecting with
+    the same request would fail the same way.
+    """
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    """The gateway is draining (deploy, scale-in): reconnect, to any gateway."""
+    TRY_AGAIN_LATER = 1013
+    HEARTBEAT_TIMEOUT = 4000
+    """Nothing arrived from the client within the heartbeat timeout."""
+    SLOW_CONSUMER = 4001
+    """The client read too slowly and its outbox filled: reconnect and resume."""
+    CONNECTION_AGED = 4002
+    """The connection reached its maximum age: reconnect so load rebalances."""
+    TOKEN_EXPIRED = 4003
+    """The connection's token expired without refresh: fetch a new token, reconnect."""
+    RATE_LIMITED = 4029
+    """The client sent frames faster than allowed."""
+    UNAUTHORIZED = 4501
+    """The connection's credentials were refused."""
+    PROTOCOL_VIOLATION = 4502
+    """The client kept sending frames that are not the protocol."""
+
+
+RECONNECT_CLOSE_CODES = frozenset(
+    {1001, 1006, 1011, 1012, 1013} | {c for c in range(4000, 4500)}
+)
+
+
+# --- codecs ------------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+_client_decoder = msgspec.json.Decoder(ClientMessage)
+_server_decoder = msgspec.json.Decoder(ServerMessage)
+
+
+def encode(frame: Any) -> bytes:
+    """Encode one frame (any Struct above) to JSON bytes."""
+    return _encoder.encode(frame)
+
+
+def decode_client(data: bytes | str) -> ClientMessage:
+    """Decode a client frame.
+
+    Raises:
+        msgspec.DecodeError: not JSON, or not a valid client frame (its message says why).
+    """
+    return _client_decoder.decode(data)
+
+
+def decode_server(data: bytes | str) -> ServerMessage:
+    """Decode a server frame (used by the SDKs and tests)."""
+    return _server_decoder.decode(data)

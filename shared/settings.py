@@ -1,0 +1,121 @@
+"""Every setting, read from ``RELAYCAST_*`` environment variables.
+
+Each field of :class:`Settings` maps to ``RELAYCAST_<FIELD>`` (upper case), and the
+command line can override any of them (``--redis-url`` for ``redis_url``). The README's
+configuration table lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from shared.channels import Namespaces
+
+__all__ = ["Settings", "SettingsError"]
+
+ENV_PREFIX = "RELAYCAST_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot work."""
+
+
+class Settings(msgspec.Struct, kw_only=True, dict=True):
+    """Settings shared by gateways, publishers and the command line."""
+
+    host: str = "127.0.0.1"
+    """Address the gateway listens on."""
+    port: int = 8000
+    """Port the gateway listens on."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Broker URL: ``redis://``/``rediss://``/``unix://``, or ``memory://`` for one process."""
+    key_prefix: str = "rc"
+    """Prefix of every Redis key and pub/sub channel Relaycast uses."""
+    gateway_id: str = ""
+    """Name of this gateway in logs, metrics and the dashboard (default: host:port:pid)."""
+    log_level: str = "info"
+
+    max_frame_bytes: int = 65536
+    """Largest inbound WebSocket frame; a larger one closes the connection with 1009."""
+    max_subscriptions: int = 100
+    """Subscriptions one connection may hold."""
+    outbox_messages: int = 1024
+    """Frames queued for one client before its slow-client policy applies."""
+    outbox_bytes: int = 4 * 1024 * 1024
+    """Bytes queued for one client before its slow-client policy applies."""
+    heartbeat_interval: float = 15.0
+    """Seconds between server pings."""
+    heartbeat_timeout: float = 45.0
+    """Seconds of client silence after which the connection is closed with 4000."""
+    drain_seconds: float = 10.0
+    """On SIGTERM, clients are closed with 1012 spread over this many seconds."""
+
+    replay_batch: int = 500
+    """Messages read from history per round trip during resume."""
+    replay_cap: int = 10000
+    """Most messages one resume may replay; beyond it the client is told recovered: false."""
+    probe_interval: float = 5.0
+    """Seconds between end-to-end probes through the gateway's own pub/sub channel."""
+    probe_timeout: float = 10.0
+    """A probe not seen back within this many seconds (of an on-time loop) forces a reconnect."""
+    namespaces: str = ""
+    """JSON list of channel options (see shared/channels.py); empty uses the defaults."""
+    max_payload_bytes: int = 1024 * 1024
+    """Largest payload the publisher library accepts."""
+
+    def __post_init__(self) -> None:
+        positive = (
+            "max_frame_bytes",
+            "max_subscriptions",
+            "outbox_messages",
+            "outbox_bytes",
+            "heartbeat_interval",
+            "heartbeat_timeout",
+            "replay_batch",
+            "replay_cap",
+            "probe_interval",
+            "probe_timeout",
+            "max_payload_bytes",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be > 0")
+        if self.drain_seconds < 0:
+            raise SettingsError(f"{ENV_PREFIX}DRAIN_SECONDS must be >= 0")
+        if not self.gateway_id:
+            self.gateway_id = f"{socket.gethostname()}:{self.port}:{os.getpid()}"
+        self.channel_options = (
+            Namespaces.from_json(self.namespaces) if self.namespaces else Namespaces()
+        )
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return cls.__struct_fields__
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from the environment, then ``overrides`` (None values ignored).
+
+        Raises:
+            SettingsError: a value has the wrong type or range; the message names it.
+        """
+        env = os.environ if env is None else env
+        raw: dict[str, Any] = {}
+        for name in cls.__struct_fields__:
+            value = env.get(ENV_PREFIX + name.upper())
+            if value is not None:
+                raw[name] = value
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                raw[name] = value
+        try:
+            return msgspec.convert(raw, cls, strict=False)
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise SettingsError(str(exc)) from exc
