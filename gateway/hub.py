@@ -127,8 +127,10 @@ class Hub:
                 if options.history_size:
                     continue  # read the new epoch's history from its start
             pubs = history.publications
-            if pubs and pubs[0].offset != state.offset + 1 or (
-                not pubs and history.position.offset > state.offset
+            if (
+                pubs
+                and pubs[0].offset != state.offset + 1
+                or (not pubs and history.position.offset > state.offset)
             ):
                 lost = lost or state.offset > 0  # history no longer reaches back
             for publication in pubs:
@@ -224,7 +226,10 @@ class Hub:
             observe.RESUMES.labels("recovered" if recovered else "not_recovered").inc()
             observe.REPLAYED.inc(len(replay))
         subscribed = Subscribed(
-            channel=channel, offset=shown, epoch=epoch, recovered=recovered,
+            channel=channel,
+            offset=shown,
+            epoch=epoch,
+            recovered=recovered,
             replayed=None if since is None else len(replay),
         )
         session.activate(channel, subscribed, replay, after)

@@ -29,7 +29,9 @@ BROKER_MESSAGES = Counter(
     "relaycast_broker_messages", "Publications received from the broker", registry=REGISTRY
 )
 FRAMES_SENT = Counter("relaycast_frames_sent", "Frames written to clients", registry=REGISTRY)
-BYTES_SENT = Counter("relaycast_bytes_sent", "Bytes of frames written to clients", registry=REGISTRY)
+BYTES_SENT = Counter(
+    "relaycast_bytes_sent", "Bytes of frames written to clients", registry=REGISTRY
+)
 OUTBOX_DROPS = Counter(
     "relaycast_outbox_drops", "Queued frames dropped, by reason", ["reason"], registry=REGISTRY
 )
@@ -39,7 +41,9 @@ SLOW_DISCONNECTS = Counter(
     registry=REGISTRY,
 )
 DISCONNECTS = Counter(
-    "relaycast_disconnects", "Connections closed by the gateway, by close code", ["code"],
+    "relaycast_disconnects",
+    "Connections closed by the gateway, by close code",
+    ["code"],
     registry=REGISTRY,
 )
 ERRORS = Counter(
@@ -55,8 +59,10 @@ RESUMES = Counter(
     "relaycast_resumes", "Subscribes with a position, by outcome", ["outcome"], registry=REGISTRY
 )
 GAP_FILLS = Counter(
-    "relaycast_gap_fills", "Channel resyncs from history after a broker gap, by outcome",
-    ["outcome"], registry=REGISTRY,
+    "relaycast_gap_fills",
+    "Channel resyncs from history after a broker gap, by outcome",
+    ["outcome"],
+    registry=REGISTRY,
 )
 LATENCY = Histogram(
     "relaycast_publish_to_send_seconds",

@@ -64,15 +64,21 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         async with Client(args.url, args.channels) as client:
             async for event in client:
                 if isinstance(event, Message):
-                    line = {"channel": event.channel, "offset": event.offset,
-                            "data": msgspec.json.decode(event.data)}
+                    line = {
+                        "channel": event.channel,
+                        "offset": event.offset,
+                        "data": msgspec.json.decode(event.data),
+                    }
                     print(json.dumps(line), flush=True)
                     count += 1
                     if args.count and count >= args.count:
                         return
                 elif isinstance(event, Subscribed) and event.recovered is False:
-                    print(f"# {event.channel}: history lost; continuing from offset "
-                          f"{event.offset}", file=sys.stderr, flush=True)
+                    print(
+                        f"# {event.channel}: history lost; continuing from offset {event.offset}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 elif isinstance(event, Error):
                     print(f"# error {event.code}: {event.message}", file=sys.stderr, flush=True)
 
@@ -96,8 +102,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relaycast", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="relaycast", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     every = Settings.fields()
 
@@ -130,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args))
     except SettingsError as exc:

@@ -182,9 +182,7 @@ class CloseCode(enum.IntEnum):
     """The client kept sending frames that are not the protocol."""
 
 
-RECONNECT_CLOSE_CODES = frozenset(
-    {1001, 1006, 1011, 1012, 1013} | {c for c in range(4000, 4500)}
-)
+RECONNECT_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013} | {c for c in range(4000, 4500)})
 
 
 # --- codecs ------------------------------------------------------------------------------

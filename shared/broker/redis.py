@@ -75,8 +75,11 @@ class RedisBroker:
         self._url = url
         self._prefix = prefix
         self._client = aioredis.Redis.from_url(
-            url, socket_connect_timeout=connect_timeout, socket_timeout=5.0,
-            socket_keepalive=True, health_check_interval=15,
+            url,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=5.0,
+            socket_keepalive=True,
+            health_check_interval=15,
         )
         self._publish_script = self._client.register_script(PUBLISH_LUA)
         self._history_script = self._client.register_script(HISTORY_LUA)
@@ -167,9 +170,7 @@ class RedisBroker:
     ) -> Position:
         keys = channel_keys(self._prefix, channel)
         args = publish_args(data, options, time, new_epoch())
-        reply = await self._call(
-            "publish", lambda: self._publish_script(keys=keys, args=args)
-        )
+        reply = await self._call("publish", lambda: self._publish_script(keys=keys, args=args))
         return Position(int(reply[0]), reply[1].decode())
 
     async def history(
@@ -258,7 +259,9 @@ class RedisBroker:
                 attempt += 1
                 log.warning(
                     "redis pub/sub connect failed (%s); retry %d in %.2fs",
-                    exc or type(exc).__name__, attempt, delay,
+                    exc or type(exc).__name__,
+                    attempt,
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -302,7 +305,8 @@ class RedisBroker:
                 if now - self._probe_sent_at > self._probe_timeout:
                     log.warning(
                         "probe not seen back within %.1fs: pub/sub link is silently dead;"
-                        " reconnecting", self._probe_timeout,
+                        " reconnecting",
+                        self._probe_timeout,
                     )
                     link.abort()
                 continue

@@ -43,9 +43,7 @@ class PubSubLink(asyncio.Protocol):
         self._on_reply = on_reply
         self._reader = hiredis.Reader()
         self._transport: asyncio.Transport | None = None
-        self.closed: asyncio.Future[Exception | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.closed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

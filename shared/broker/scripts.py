@@ -12,6 +12,7 @@ from shared.channels import ChannelOptions
 
 __all__ = ["HISTORY_LUA", "PUBLISH_LUA", "channel_keys", "meta_ttl", "publish_args"]
 
+
 def channel_keys(prefix: str, channel: str) -> tuple[str, str, str]:
     """(meta hash, stream, pub/sub channel) of ``channel``; they share the hash tag."""
     base = f"{prefix}:{{{channel}}}"
@@ -23,8 +24,12 @@ def publish_args(
 ) -> tuple[bytes | str | int, ...]:
     """ARGV of :data:`PUBLISH_LUA`."""
     return (
-        data, repr(time), options.history_size, math.ceil(options.history_ttl),
-        meta_ttl(options), epoch,
+        data,
+        repr(time),
+        options.history_size,
+        math.ceil(options.history_ttl),
+        meta_ttl(options),
+        epoch,
     )
 
 

