@@ -127,10 +127,8 @@ class Hub:
                 if options.history_size:
                     continue  # read the new epoch's history from its start
             pubs = history.publications
-            if (
-                pubs
-                and pubs[0].offset != state.offset + 1
-                or (not pubs and history.position.offset > state.offset)
+            if (pubs and pubs[0].offset != state.offset + 1) or (
+                not pubs and history.position.offset > state.offset
             ):
                 lost = lost or state.offset > 0  # history no longer reaches back
             for publication in pubs:

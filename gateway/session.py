@@ -198,11 +198,14 @@ class Session:
         size = len(frame.json)
         outbox = self._outbox
         limits = self.limits
-        if len(outbox) >= limits.outbox_messages or self._outbox_bytes + size > limits.outbox_bytes:
-            if not (frame.latest and self._conflate(frame.channel)):
-                observe.SLOW_DISCONNECTS.inc()
-                self.close(CloseCode.SLOW_CONSUMER, "outbox full: client reads too slowly")
-                return
+        full = len(outbox) >= limits.outbox_messages
+        if (full or self._outbox_bytes + size > limits.outbox_bytes) and not (
+            frame.latest and self._conflate(frame.channel)
+        ):
+            observe.SLOW_DISCONNECTS.inc()
+            self.close(CloseCode.SLOW_CONSUMER, "outbox full: client reads too slowly")
+            return
+        outbox = self._outbox  # conflation may have replaced it
         outbox.append(frame)
         self._outbox_bytes += size
         if len(outbox) == 1:

@@ -1,6 +1,6 @@
 """Channel names, and the per-namespace options that decide how a channel behaves.
 
-A channel name is 1–128 characters of letters, digits and ``_ - . : @``. Dots separate
+A channel name is 1-128 characters of letters, digits and ``_ - . : @``. Dots separate
 namespaces: ``tasks.projA.42`` lives in namespace ``tasks``. Options are chosen by the
 first pattern (shell-style, ``fnmatch``) that matches the whole name.
 """

@@ -38,13 +38,15 @@ def run_up(settings: Settings) -> int:
         children.append(("gateway", subprocess.Popen(gateway, env=env)))
         children.append(("demo publisher", subprocess.Popen(_relaycast("demo"), env=env)))
         base = f"http://{settings.host}:{settings.port}"
+        ws = f"ws://{settings.host}:{settings.port}/ws"
+        redis_pid = redis.proc.pid if redis.proc else "?"
         print(
             "\nRelaycast is up (development mode: anyone may connect)\n"
-            f"  redis-server      {redis.url}  ({redis.binary}, pid {redis.proc.pid if redis.proc else '?'})\n"
+            f"  redis-server      {redis.url}  ({redis.binary}, pid {redis_pid})\n"
             + "".join(f"  {name:<17} pid {proc.pid}\n" for name, proc in children)
-            + f"  WebSocket         ws://{settings.host}:{settings.port}/ws\n"
+            + f"  WebSocket         {ws}\n"
             f"  health, metrics   {base}/readyz  {base}/metrics\n"
-            f"  try               relaycast tail ws://{settings.host}:{settings.port}/ws demo.ticks\n"
+            f"  try               relaycast tail {ws} demo.ticks\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
