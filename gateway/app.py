@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from gateway import observe
 from gateway.hub import Hub
+from gateway.rebalance import run_rebalancer
 from shared.broker import create_broker
 from shared.settings import Settings
 
@@ -32,11 +33,13 @@ def create_app(settings: Settings) -> Starlette:
         app.state.hub = hub
         await broker.start(hub)
         heartbeat = asyncio.create_task(hub.heartbeat(), name="relaycast-heartbeat")
+        rebalance = asyncio.create_task(run_rebalancer(hub), name="relaycast-rebalance")
         log.info("gateway %s up; broker %s", settings.gateway_id, _safe_url(settings.redis_url))
         try:
             yield {"hub": hub}
         finally:
             heartbeat.cancel()
+            rebalance.cancel()
             await hub.close()
             await broker.close()
 

@@ -4,6 +4,7 @@
     relaycast gateway [--port 8000]   one gateway process
     relaycast publish CHANNEL JSON    publish one message
     relaycast tail URL CHANNEL...     print a channel's messages as JSON lines
+    relaycast drain [--pid 1]         drain a gateway and wait for it (a preStop hook)
 
 Every setting is a flag too: ``--redis-url`` sets ``RELAYCAST_REDIS_URL``, and so on.
 """
@@ -87,6 +88,12 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_drain(args: argparse.Namespace) -> int:
+    from gateway.prestop import drain
+
+    return 0 if drain(args.pid, _settings(args).drain_seconds) else 1
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from shared.up import run_up
 
@@ -123,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("channels", nargs="+")
     p.add_argument("--count", type=int, default=0, help="stop after this many messages")
     p.set_defaults(func=_cmd_tail)
+
+    p = sub.add_parser("drain", help="drain a gateway (SIGTERM) and wait until it exits")
+    p.add_argument("--pid", type=int, default=1, help="the gateway's pid (default 1: a container)")
+    _add_settings_flags(p, every)
+    p.set_defaults(func=_cmd_drain)
 
     p = sub.add_parser("up", help="start Redis, a gateway and the publishers locally")
     _add_settings_flags(p, every)

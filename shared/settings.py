@@ -54,6 +54,11 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     """Seconds of client silence after which the connection is closed with 4000."""
     drain_seconds: float = 10.0
     """On SIGTERM, clients are closed with 1012 spread over this many seconds."""
+    max_connection_age: float = 0.0
+    """Seconds after which a connection is asked to reconnect (4002), so load spreads onto
+    new gateways after a scale-out; 0 turns this off."""
+    max_connection_age_jitter: float = 0.2
+    """Each connection's age limit is drawn from [age x (1 - jitter), age], spreading reconnects."""
 
     replay_batch: int = 500
     """Messages read from history per round trip during resume."""
@@ -87,6 +92,10 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be > 0")
         if self.drain_seconds < 0:
             raise SettingsError(f"{ENV_PREFIX}DRAIN_SECONDS must be >= 0")
+        if self.max_connection_age < 0:
+            raise SettingsError(f"{ENV_PREFIX}MAX_CONNECTION_AGE must be >= 0 (0: off)")
+        if not 0 <= self.max_connection_age_jitter < 1:
+            raise SettingsError(f"{ENV_PREFIX}MAX_CONNECTION_AGE_JITTER must be in [0, 1)")
         if not self.gateway_id:
             self.gateway_id = f"{socket.gethostname()}:{self.port}:{os.getpid()}"
         self.channel_options = (
