@@ -25,7 +25,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from shared.broker.redis import backoff_delay
+from shared.backoff import backoff_delay
 from shared.protocol import (
     RECONNECT_CLOSE_CODES,
     Error,

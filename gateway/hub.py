@@ -22,6 +22,7 @@ import random
 from gateway import observe
 from gateway.frames import OutFrame, control, message
 from gateway.session import Session
+from shared.backoff import backoff_delay
 from shared.broker.base import Broker, BrokerUnavailable, Publication
 from shared.channels import ChannelOptions
 from shared.protocol import CloseCode, ErrorCode, Ping, Position, Subscribed
@@ -66,8 +67,11 @@ class Hub:
     def on_publication(self, channel: str, publication: Publication) -> None:
         observe.BROKER_MESSAGES.inc()
         state = self.channels.get(channel)
-        if state is None:
-            return
+        if state is not None:
+            self._route(channel, state, publication)
+
+    def _route(self, channel: str, state: _Channel, publication: Publication) -> None:
+        """Fan out the next publication in order; hold it and resync on anything else."""
         if state.held is not None:
             if len(state.held) < RESYNC_HOLD:
                 state.held.append(publication)
@@ -103,51 +107,73 @@ class Hub:
     # --- resync: fill a gap from history -----------------------------------------------
 
     async def _resync(self, channel: str, state: _Channel) -> None:
-        """Bring a channel back in step: history after its offset, then held publications."""
-        async with state.lock:
-            if state.held is None or self.channels.get(channel) is not state:
+        """Bring a channel back in step: history after its offset, then held publications.
+
+        Retries with backoff while the broker link is up; when the link is down, the
+        resync that ``on_broker_state(True)`` starts takes over.
+        """
+        attempt = 0
+        while True:
+            async with state.lock:
+                if state.held is None or self.channels.get(channel) is not state:
+                    return
+                try:
+                    await self._catch_up(channel, state)
+                    return
+                except BrokerUnavailable as exc:
+                    log.warning("resync of %s failed (%s); retrying", channel, exc)
+            if not self.broker.up:
                 return
-            try:
-                await self._catch_up(channel, state)
-            except BrokerUnavailable as exc:
-                # The link dropped again; on_broker_state(True) will start a new resync.
-                log.warning("resync of %s interrupted: %s", channel, exc)
+            attempt += 1
+            await asyncio.sleep(backoff_delay(attempt, base=0.05, cap=2.0))
 
     async def _catch_up(self, channel: str, state: _Channel) -> None:
         options = state.options
-        batch = self.settings.replay_batch
-        lost = False
+        limit = self.settings.replay_batch if options.history_size else 0
         while True:
-            history = await self.broker.history(
-                channel, options, since=state.offset, limit=batch if options.history_size else 0
-            )
-            if history.position.epoch != state.epoch:
-                lost = lost or state.offset > 0
-                state.epoch, state.offset = history.position.epoch, 0
-                if options.history_size:
-                    continue  # read the new epoch's history from its start
-            pubs = history.publications
-            if (pubs and pubs[0].offset != state.offset + 1) or (
-                not pubs and history.position.offset > state.offset
+            history = await self.broker.history(channel, options, since=state.offset, limit=limit)
+            position, pubs = history.position, history.publications
+            if position.epoch != state.epoch:
+                # A new stream (Redis lost its data): read it from its start.
+                history = await self.broker.history(channel, options, since=0, limit=limit)
+                position, pubs = history.position, history.publications
+                self._restart(channel, state, position.epoch, pubs, position.offset)
+            elif (pubs and pubs[0].offset != state.offset + 1) or (
+                not pubs and position.offset > state.offset
             ):
-                lost = lost or state.offset > 0  # history no longer reaches back
+                self._restart(channel, state, position.epoch, pubs, position.offset)
             for publication in pubs:
                 self._fan_out(channel, state, publication)
-            if not pubs or len(pubs) < batch:
+            if len(pubs) < limit or not pubs:
                 break
+        observe.GAP_FILLS.labels("recovered").inc()
         held, state.held = state.held or [], None
         for publication in held:
-            if publication.epoch == state.epoch and publication.offset > state.offset:
-                self._fan_out(channel, state, publication)
-        if history.position.offset > state.offset and not options.history_size:
-            state.offset = history.position.offset
-        observe.GAP_FILLS.labels("lost" if lost else "recovered").inc()
-        if lost and options.history_size:
-            # Subscribers missed messages nobody can replay: have them resume, so each is
-            # told recovered: false and reloads its state.
-            log.warning("history of %s no longer covers the gap; subscribers must resume", channel)
-            for session in list(state.subscribers):
-                session.close(CloseCode.TRY_AGAIN_LATER, "history lost; resume")
+            self._route(channel, state, publication)
+
+    def _restart(
+        self, channel: str, state: _Channel, epoch: str, pubs: list[Publication], head: int
+    ) -> None:
+        """History cannot fill the gap: tell every subscriber (``recovered: false``).
+
+        Their connections stay; each gets a ``subscribed`` frame with the new position and
+        then the messages history still has, so it knows to reload its state.
+        """
+        offset = pubs[0].offset - 1 if pubs else head
+        if state.offset or state.epoch != epoch:
+            observe.GAP_FILLS.labels("lost").inc()
+            log.warning(
+                "%s: messages after offset %d cannot be recovered (epoch %s -> %s);"
+                " subscribers told recovered: false",
+                channel,
+                state.offset,
+                state.epoch,
+                epoch,
+            )
+        state.epoch, state.offset = epoch, offset
+        notice = control(Subscribed(channel=channel, offset=offset, epoch=epoch, recovered=False))
+        for session in state.subscribers:
+            session.restart(channel, notice, offset)
 
     # --- client commands -----------------------------------------------------------------
 
@@ -203,7 +229,7 @@ class Hub:
             state.last = message(channel, last, latest=True)
         held, state.held = state.held or [], None
         for publication in held:
-            self.on_publication(channel, publication)
+            self._route(channel, state, publication)
 
     async def _start(
         self, session: Session, channel: str, state: _Channel, since: Position | None

@@ -103,7 +103,7 @@ class Session:
             return None
         try:
             frame = decode_client(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             observe.ERRORS.labels(ErrorCode.BAD_FRAME).inc()
             self.send_error(ErrorCode.BAD_FRAME, f"unreadable frame: {exc}")
             return None
@@ -179,6 +179,19 @@ class Session:
             self._enqueue(frame)
         for frame in held:
             self.deliver(frame)
+
+    def restart(self, channel: str, notice: OutFrame, offset: int) -> None:
+        """The channel's stream broke (``notice`` is a ``subscribed`` frame with
+        ``recovered: false``): messages continue above ``offset``."""
+        sub = self.subs.get(channel)
+        if sub is None:
+            return
+        if sub.pending is not None:
+            # A resume of this channel is being served from the old stream: start over.
+            self.close(CloseCode.TRY_AGAIN_LATER, "channel history lost during resume")
+            return
+        sub.offset = offset
+        self.send(notice)
 
     def fail_subscribe(self, channel: str, code: ErrorCode, message: str) -> None:
         """A subscribe could not be served: forget it and tell the client."""

@@ -202,6 +202,7 @@ def decode_client(data: bytes | str) -> ClientMessage:
 
     Raises:
         msgspec.DecodeError: not JSON, or not a valid client frame (its message says why).
+        UnicodeDecodeError: a string in it is not valid UTF-8.
     """
     return _client_decoder.decode(data)
 

@@ -34,6 +34,9 @@ from gateway.session import Command, Limits, Session, SubscribeCommand
 __all__ = ["WebSocketTransport"]
 
 log = logging.getLogger("relaycast.ws")
+# The sans-I/O protocol logs every open and close at INFO; keep its warnings only.
+_protocol_log = logging.getLogger("relaycast.ws.protocol")
+_protocol_log.setLevel(logging.WARNING)
 
 CLOSE_TIMEOUT = 5.0
 """Seconds a closing connection may take to finish the close handshake."""
@@ -55,7 +58,7 @@ class WebSocketTransport(asyncio.Protocol):
         self.loop = _loop or asyncio.get_running_loop()
         self.server_state = server_state
         settings = self.hub.settings
-        self.conn = ServerProtocol(max_size=settings.max_frame_bytes, logger=log)
+        self.conn = ServerProtocol(max_size=settings.max_frame_bytes, logger=_protocol_log)
         self.limits = Limits(
             max_subscriptions=settings.max_subscriptions,
             outbox_messages=settings.outbox_messages,

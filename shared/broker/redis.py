@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from shared.backoff import backoff_delay
 from shared.broker.base import (
     Broker,
     BrokerEventHandler,
@@ -46,17 +46,12 @@ from shared.broker.scripts import (
 from shared.channels import ChannelOptions
 from shared.protocol import Position
 
-__all__ = ["RedisBroker", "backoff_delay"]
+__all__ = ["RedisBroker"]
 
 log = logging.getLogger("relaycast.broker")
 T = TypeVar("T")
 
 _decode_publication = msgspec.msgpack.Decoder(Publication).decode
-
-
-def backoff_delay(attempt: int, base: float = 0.1, cap: float = 5.0) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    return random.uniform(0, min(cap, base * 2 ** min(attempt, 30)))
 
 
 class RedisBroker:
