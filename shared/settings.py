@@ -59,6 +59,11 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     new gateways after a scale-out; 0 turns this off."""
     max_connection_age_jitter: float = 0.2
     """Each connection's age limit is drawn from [age x (1 - jitter), age], spreading reconnects."""
+    sse_keepalive: float = 10.0
+    """Seconds of silence after which an SSE stream gets a comment line, so proxies with
+    idle timeouts (30-60 s is common) keep it open."""
+    poll_wait: float = 25.0
+    """Longest a long-poll waits for a message, in seconds (a request may ask for less)."""
 
     replay_batch: int = 500
     """Messages read from history per round trip during resume."""
@@ -86,6 +91,8 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             "probe_interval",
             "probe_timeout",
             "max_payload_bytes",
+            "sse_keepalive",
+            "poll_wait",
         )
         for name in positive:
             if getattr(self, name) <= 0:
