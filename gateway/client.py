@@ -192,7 +192,7 @@ class Client:
         finally:
             self._ws = None
             self._connected.clear()
-        close = ws.close_rcvd
+        close = ws.protocol.close_rcvd
         self.last_close = (close.code, close.reason) if close else (1006, "")
         return self.last_close[0]
 
