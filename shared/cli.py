@@ -5,6 +5,7 @@
     relaycast publish CHANNEL JSON    publish one message
     relaycast tail URL CHANNEL...     print a channel's messages as JSON lines
     relaycast drain [--pid 1]         drain a gateway and wait for it (a preStop hook)
+    relaycast bench SCENARIO          measure gateways (fanout, idle, replay, sweep...)
 
 Every setting is a flag too: ``--redis-url`` sets ``RELAYCAST_REDIS_URL``, and so on.
 """
@@ -144,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", default="1.0", help="seconds between demo events")
     _add_settings_flags(p, every)
     p.set_defaults(func=_cmd_demo)
+
+    from shared.bench.cli import add_parser as add_bench
+
+    add_bench(sub)
     return parser
 
 

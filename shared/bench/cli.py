@@ -1,0 +1,111 @@
+"""``relaycast bench SCENARIO``: flags, the run, the table or JSON.
+
+    relaycast bench fanout --clients 1000 --rate 100000 --duration 10
+    relaycast bench idle --clients 10000 --json
+    relaycast bench sweep --rates 50000,100000,200000 --record bench/results/results.jsonl
+
+By default the bench starts a private redis-server and one gateway, pinned apart from
+its load processes; ``--redis-url`` and ``--gateway-url`` point it at running ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from shared.bench import report
+from shared.bench.ceiling import ceiling
+from shared.bench.rig import Rig, RigOptions
+from shared.bench.scenarios import SCENARIOS, Params
+
+__all__ = ["add_parser", "run_bench"]
+
+CHOICES = [*SCENARIOS, "ceiling"]
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``bench`` subcommand to the ``relaycast`` parser's subparsers."""
+    p = sub.add_parser(
+        "bench",
+        help="measure gateways: fan-out, channels, idle, replay, sweep, overload, ceiling",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d = Params()
+    p.add_argument("scenario", choices=CHOICES)
+    p.add_argument("--clients", type=int, default=None, help="connections (default per scenario)")
+    p.add_argument("--rate", type=float, default=d.rate, help="deliveries/s offered")
+    p.add_argument("--duration", type=float, default=d.duration, help="seconds of publishing")
+    p.add_argument("--size", type=int, default=d.size, help="payload bytes")
+    p.add_argument("--no-history", action="store_true", help="channels that keep no history")
+    p.add_argument("--backlog", type=int, default=d.backlog, help="replay: messages to resume")
+    p.add_argument("--heartbeat", type=float, default=d.heartbeat, help="idle: ping interval")
+    p.add_argument("--rates", default=None, help="sweep: comma-separated deliveries/s")
+    p.add_argument("--p99-bound", type=float, default=d.p99_bound_ms, help="sweep: ms")
+    p.add_argument("--loaders", type=int, default=2, help="load processes")
+    p.add_argument("--sources", type=int, default=4, help="source addresses 127.0.0.1..N")
+    p.add_argument("--gateways", type=int, default=1, help="gateways to start")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    p.add_argument("--redis-url", default=None, help="use this Redis instead of a private one")
+    p.add_argument("--gateway-url", action="append", default=[], help="use this gateway (http)")
+    p.add_argument("--gateway-pid", action="append", type=int, default=[], help="its pid")
+    p.add_argument("--json", action="store_true", help="one JSON line instead of the table")
+    p.add_argument("--record", default=None, help="append the result to this JSON-lines file")
+    p.set_defaults(func=run_bench)
+
+
+_DEFAULT_CLIENTS = {"idle": 10_000, "replay": 500}
+
+
+def params_from(args: argparse.Namespace) -> Params:
+    params = Params(
+        clients=args.clients or _DEFAULT_CLIENTS.get(args.scenario, 1000),
+        rate=args.rate,
+        duration=args.duration,
+        size=args.size,
+        history=not args.no_history,
+        backlog=args.backlog,
+        heartbeat=args.heartbeat,
+        p99_bound_ms=args.p99_bound,
+    )
+    if args.rates:
+        params.rates = tuple(float(r) for r in args.rates.split(","))
+    return params
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run one scenario; print and record its result. Exit 1 when it reports problems."""
+    options = RigOptions(
+        redis_url=args.redis_url,
+        gateway_urls=args.gateway_url,
+        gateway_pids=args.gateway_pid,
+        gateways=args.gateways,
+        loaders=args.loaders,
+        sources=args.sources,
+        pin=not args.no_pin,
+    )
+    params = params_from(args)
+    with Rig(options) as rig:
+        if args.scenario == "ceiling":
+            result = ceiling(rig, params)
+        else:
+            result = SCENARIOS[args.scenario](rig, params)
+    if args.json:
+        report.dump(result)
+    else:
+        print(report.table(result), flush=True)
+    if args.record:
+        report.record(result, args.record)
+    return 1 if result.get("problems") else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="relaycast")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

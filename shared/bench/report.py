@@ -1,0 +1,178 @@
+"""Figures of a bench run: percentiles, the human table, JSON lines for the record.
+
+A result is a flat ``dict`` (JSON-ready) with the keys :func:`table` knows; a scenario
+fills what it measured and leaves the rest out.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from array import array
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["histogram_quantiles", "machine", "percentiles", "record", "table"]
+
+_BUCKET = "relaycast_publish_to_send_seconds_bucket"
+
+
+def percentiles(samples: Iterable[bytes]) -> dict[str, float]:
+    """p50/p90/p99/max in milliseconds of ``array('d')`` sample bytes from every process."""
+    values = array("d")
+    for chunk in samples:
+        values.frombytes(chunk)
+    if not values:
+        return {}
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def at(q: float) -> float:
+        return round(ordered[min(n - 1, int(q * n))] * 1000, 2)
+
+    return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(ordered[-1] * 1000, 2)}
+
+
+def histogram_quantiles(
+    before: Mapping[str, float], after: Mapping[str, float]
+) -> dict[str, float]:
+    """p50/p99 (ms, bucket upper bounds) of the gateway's publish-to-send histogram."""
+    buckets: list[tuple[float, float]] = []
+    for name, value in after.items():
+        if name.startswith(_BUCKET + "{"):
+            le = name.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets.append((bound, value - before.get(name, 0.0)))
+    buckets.sort()
+    if not buckets or buckets[-1][1] <= 0:
+        return {}
+    total = buckets[-1][1]
+    out = {}
+    for label, q in (("p50", 0.5), ("p99", 0.99)):
+        bound = next(b for b, count in buckets if count >= q * total)
+        out[label] = bound * 1000 if bound != float("inf") else float("inf")
+    return out
+
+
+def machine(gateway_cpus: list[int] | None, load_cpus: list[int] | None) -> dict[str, Any]:
+    """What the figures came from."""
+    model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "gateway_cpus": gateway_cpus,
+        "load_cpus": load_cpus,
+    }
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ms(lat: Mapping[str, float]) -> str:
+    return "  ".join(f"{k} {v:.1f} ms" for k, v in lat.items())
+
+
+def table(result: Mapping[str, Any]) -> str:
+    """The human summary of one result."""
+    lines = [f"{result['scenario']}: {result.get('title', '')}"]
+
+    def row(label: str, text: str) -> None:
+        lines.append(f"  {label:<18}{text}")
+
+    if "connections" in result:
+        text = f"{_n(result['connections'])} open"
+        if result.get("connect_seconds"):
+            text += (
+                f", made in {result['connect_seconds']:.2f} s"
+                f" ({_n(result.get('connect_rate', 0))}/s)"
+            )
+        if result.get("connect_failed"):
+            text += f", {result['connect_failed']} failed"
+        row("connections", text)
+    if "deliveries" in result:
+        text = f"{_n(result['deliveries'])} ({_n(result.get('deliveries_per_s', 0))}/s"
+        if result.get("offered_per_s"):
+            text += f" of {_n(result['offered_per_s'])}/s offered"
+        row("deliveries", text + ")")
+        row(
+            "loss",
+            f"lost {result.get('lost', 0)}  duplicates {result.get('duplicates', 0)}"
+            f"  missing at end {result.get('missing', 0)}",
+        )
+    if result.get("closes"):
+        closes = ", ".join(f"{code}: {n}" for code, n in sorted(result["closes"].items()))
+        row("closed by gateway", f"{closes} (reconnected and resumed: {result['reconnects']})")
+    if result.get("latency_ms"):
+        row("latency", _ms(result["latency_ms"]))
+    if result.get("gateway_latency_ms"):
+        row("gateway histogram", _ms(result["gateway_latency_ms"]) + " (bucket bounds)")
+    if "gateway_us_per_delivery" in result:
+        row(
+            "gateway CPU",
+            f"{result['gateway_us_per_delivery']:.2f} µs per delivery"
+            f" ({result['gateway_cpu_s_per_100k']:.3f} s per 100k),"
+            f" {result['gateway_cpu_pct']:.0f}% of a core",
+        )
+    elif "gateway_cpu_pct" in result:
+        row("gateway CPU", f"{result['gateway_cpu_pct']:.2f}% of a core")
+    if "rss_per_conn_kb" in result:
+        row(
+            "gateway memory",
+            f"{result['rss_per_conn_kb']:.2f} KB RSS per connection"
+            f" ({result['gateway_rss_mb']:.1f} MB total)",
+        )
+    if "load_cpu_pct" in result:
+        row(
+            "load processes",
+            f"{result['load_cpu_pct']:.0f}% of a core over {result.get('loaders', '?')} processes"
+            f" (publisher {result.get('publisher_cpu_pct', 0):.0f}%)",
+        )
+    for key, label in (
+        ("broker_reconnects", "broker reconnects"),
+        ("replayed", "replayed"),
+        ("replay_seconds", "replay time"),
+        ("sustained_per_s", "sustained"),
+        ("ceiling_per_s", "load ceiling"),
+        ("note", "note"),
+    ):
+        if key in result:
+            row(label, str(result[key]))
+    if result.get("steps"):
+        for step in result["steps"]:
+            lat = step.get("latency_ms", {})
+            row(
+                f"  {_n(step['offered_per_s'])}/s",
+                f"got {_n(step['deliveries_per_s'])}/s  p99 {lat.get('p99', float('nan')):.1f} ms"
+                f"  lost {step['lost']}  {'ok' if step['ok'] else 'FAIL'}",
+            )
+    if result.get("problems"):
+        row("PROBLEMS", "; ".join(result["problems"]))
+    return "\n".join(lines)
+
+
+def record(result: Mapping[str, Any], path: str | Path) -> None:
+    """Append ``result`` to a JSON-lines file (the record under version control)."""
+    line = dict(result)
+    line.setdefault("time", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    with open(path, "a") as out:
+        out.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+def dump(result: Mapping[str, Any]) -> None:
+    """Write ``result`` as one JSON line on stdout."""
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")

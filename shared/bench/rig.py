@@ -1,0 +1,356 @@
+"""The processes of one bench run: Redis, gateways, load processes, the publisher.
+
+:class:`Rig` starts what a scenario needs (or points at what already runs), pins it to
+CPUs, measures the gateways with psutil, and stops everything it started when the run
+ends, however it ends. With two or more CPUs the gateways get the last one and
+everything else (Redis, load processes, publisher, this process) the others, as
+``taskset`` would do; ``pin=False`` leaves scheduling to the kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from shared.bench import pubload, wsload
+from shared.localredis import LocalRedis, free_port
+
+__all__ = ["GatewayProc", "LoadGroup", "Rig", "RigOptions", "scrape"]
+
+_mp = multiprocessing.get_context("spawn")
+
+
+@dataclass
+class RigOptions:
+    """Where the run happens and how the load is spread."""
+
+    redis_url: str | None = None
+    """Use this Redis instead of starting a private one."""
+    gateway_urls: list[str] = field(default_factory=list)
+    """Use these gateways (``http://host:port``) instead of starting any."""
+    gateway_pids: list[int] = field(default_factory=list)
+    """Pids of those gateways, to measure their CPU and memory."""
+    gateways: int = 1
+    loaders: int = 2
+    sources: int = 4
+    """Source addresses 127.0.0.1 .. 127.0.0.N the clients connect from."""
+    pin: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)
+    """RELAYCAST_* settings for the gateways the rig starts."""
+
+
+def plan_cpus(pin: bool) -> tuple[list[int] | None, list[int] | None]:
+    """(gateway CPUs, load CPUs), or (None, None) when not pinning."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    return [cpus[-1]], cpus[:-1]
+
+
+def _child_setup(cpus: list[int] | None, fds: int) -> Callable[[], None]:
+    def setup() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < fds:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max(fds, hard), max(fds, hard)))
+            except (ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    return setup
+
+
+def scrape(url: str) -> dict[str, float]:
+    """A gateway's /metrics as ``{"name{labels}": value}``; empty when unreachable."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except (OSError, urllib.error.URLError):
+        return {}
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                samples[name] = float(value)
+    return samples
+
+
+class GatewayProc:
+    """A gateway the rig started (``proc``) or was pointed at (``url``, maybe ``pid``)."""
+
+    def __init__(self, url: str, pid: int | None, proc: subprocess.Popen[bytes] | None = None):
+        self.url = url
+        self.pid = pid
+        self.proc = proc
+        self.log: Path | None = None
+        self._ps = psutil.Process(pid) if pid else None
+
+    @property
+    def ws_addr(self) -> tuple[str, int]:
+        host, _, port = self.url.removeprefix("http://").partition(":")
+        return host, int(port)
+
+    @classmethod
+    def spawn(
+        cls, redis_url: str, settings: dict[str, Any], cpus: list[int] | None, fds: int
+    ) -> GatewayProc:
+        port = free_port()
+        env = dict(os.environ)
+        env.update({f"RELAYCAST_{k.upper()}": str(v) for k, v in settings.items()})
+        env["RELAYCAST_REDIS_URL"] = redis_url
+        env.setdefault("RELAYCAST_LOG_LEVEL", "warning")
+        log = Path(tempfile.mkstemp(prefix=f"relaycast-bench-gw-{port}-", suffix=".log")[1])
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", "gateway", "--port", str(port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_child_setup(cpus, fds),
+            )
+        gateway = cls(f"http://127.0.0.1:{port}", proc.pid, proc)
+        gateway.log = log
+        return gateway
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=2) as response:
+                return int(response.status) == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited ({self.proc.returncode}):\n{self.log_tail()}")
+            if self.ready():
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"gateway {self.url} not ready in {timeout}s:\n{self.log_tail()}")
+
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the gateway has used; 0 when unknown."""
+        if self._ps is None:
+            return 0.0
+        times = self._ps.cpu_times()
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        return int(self._ps.memory_info().rss) if self._ps is not None else 0
+
+    def alive(self) -> bool:
+        return self.proc is None or self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log is None:
+            return ""
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.log is not None:
+            with contextlib.suppress(OSError):
+                self.log.unlink()
+
+
+class LoadGroup:
+    """Load processes that together hold ``clients`` connections."""
+
+    def __init__(self, configs: list[wsload.LoadConfig]) -> None:
+        self.pipes: list[Connection] = []
+        self.procs: list[BaseProcess] = []
+        for config in configs:
+            parent, child = _mp.Pipe()
+            proc = _mp.Process(target=wsload.run, args=(config, child), daemon=True)
+            proc.start()
+            child.close()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+
+    def ask(self, command: str, arg: Any = None, timeout: float = 120.0) -> list[Any]:
+        """Send a command to every process; their replies (in order)."""
+        for pipe in self.pipes:
+            pipe.send((command, arg))
+        replies = []
+        deadline = time.monotonic() + timeout
+        for pipe, proc in zip(self.pipes, self.procs, strict=True):
+            while not pipe.poll(0.2):
+                if not proc.is_alive():
+                    raise RuntimeError(f"load process exited ({proc.exitcode})")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"load process did not answer {command!r} in {timeout}s")
+            replies.append(pipe.recv())
+        return replies
+
+    def stop(self) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                pipe.send(("stop", None))
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        for pipe in self.pipes:
+            pipe.close()
+
+
+class Rig:
+    """Everything one run needs; a context manager that cleans up after itself."""
+
+    def __init__(self, options: RigOptions) -> None:
+        self.options = options
+        self.gateway_cpus, self.load_cpus = plan_cpus(options.pin)
+        self.redis: LocalRedis | None = None
+        self.redis_url = options.redis_url or ""
+        self.gateways: list[GatewayProc] = []
+        self.loads: list[LoadGroup] = []
+        self.publishers: list[BaseProcess] = []
+
+    def __enter__(self) -> Rig:
+        if self.load_cpus:
+            os.sched_setaffinity(0, self.load_cpus)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, settings: dict[str, Any] | None = None, fds: int = 1024) -> None:
+        """Start (or attach to) Redis and the gateways; wait until every gateway is ready."""
+        if not self.redis_url:
+            self.redis = LocalRedis().start()
+            if self.load_cpus and self.redis.proc is not None:
+                os.sched_setaffinity(self.redis.proc.pid, self.load_cpus)
+            self.redis_url = self.redis.url
+        if self.options.gateway_urls:
+            pids = self.options.gateway_pids + [0] * len(self.options.gateway_urls)
+            self.gateways = [
+                GatewayProc(url.rstrip("/"), pid or None)
+                for url, pid in zip(self.options.gateway_urls, pids, strict=False)
+            ]
+        else:
+            merged = {**self.options.settings, **(settings or {})}
+            for _ in range(self.options.gateways):
+                self.gateways.append(
+                    GatewayProc.spawn(self.redis_url, merged, self.gateway_cpus, fds + 256)
+                )
+        for gateway in self.gateways:
+            gateway.wait_ready()
+
+    def restart_gateways(self, settings: dict[str, Any] | None = None, fds: int = 1024) -> None:
+        if self.options.gateway_urls:
+            return
+        for gateway in self.gateways:
+            gateway.stop()
+        self.gateways = []
+        self.start(settings, fds)
+
+    def load(
+        self,
+        clients: int,
+        channels: list[str],
+        *,
+        since_epoch: str | None = None,
+        resume: bool = True,
+        sample_every: int = 1,
+        urls: list[tuple[str, int]] | None = None,
+    ) -> LoadGroup:
+        """Start load processes for ``clients`` connections over ``channels`` (not yet open).
+
+        The clients connect to the rig's gateways, or to ``urls`` (host, port).
+        """
+        loaders = max(1, min(self.options.loaders, clients))
+        sources = [f"127.0.0.{i}" for i in range(1, max(1, self.options.sources) + 1)]
+        urls = urls or [g.ws_addr for g in self.gateways]
+        configs = []
+        first = 0
+        for k in range(loaders):
+            count = clients // loaders + (1 if k < clients % loaders else 0)
+            configs.append(
+                wsload.LoadConfig(
+                    urls=urls,
+                    channels=channels,
+                    first=first,
+                    count=count,
+                    sources=sources,
+                    since_epoch=since_epoch,
+                    resume=resume,
+                    cpus=self.load_cpus,
+                    sample_every=sample_every,
+                )
+            )
+            first += count
+        group = LoadGroup(configs)
+        self.loads.append(group)
+        return group
+
+    def publisher(self, config: pubload.PublishConfig) -> Connection:
+        """Start the publisher process; send it ``"go"``, then ``recv()`` its result."""
+        config.redis_url = config.redis_url or self.redis_url
+        config.cpus = self.load_cpus
+        parent, child = _mp.Pipe()
+        proc = _mp.Process(target=pubload.run, args=(config, child), daemon=True)
+        proc.start()
+        child.close()
+        self.publishers.append(proc)
+        return parent
+
+    def gateway_cpu(self) -> float:
+        return sum(g.cpu() for g in self.gateways)
+
+    def gateway_rss(self) -> int:
+        return sum(g.rss() for g in self.gateways)
+
+    def metrics(self) -> dict[str, float]:
+        """Every gateway's /metrics samples, summed."""
+        total: dict[str, float] = {}
+        for gateway in self.gateways:
+            for name, value in scrape(gateway.url).items():
+                total[name] = total.get(name, 0.0) + value
+        return total
+
+    def close(self) -> None:
+        for group in self.loads:
+            group.stop()
+        for proc in self.publishers:
+            proc.join(2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        for gateway in self.gateways:
+            gateway.stop()
+        if self.redis is not None:
+            self.redis.close()
+        self.loads, self.publishers, self.gateways, self.redis = [], [], [], None
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[dict[str, float]]:
+        """Gateway CPU seconds and wall seconds spent inside the ``with`` block."""
+        out: dict[str, float] = {}
+        cpu0, t0 = self.gateway_cpu(), time.monotonic()
+        yield out
+        out["cpu"] = self.gateway_cpu() - cpu0
+        out["wall"] = time.monotonic() - t0

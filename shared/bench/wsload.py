@@ -1,0 +1,460 @@
+"""A load process: many WebSocket clients on one ``epoll`` loop, and what they received.
+
+The load generator must cost less per message than the gateway it measures, so it is not
+built on asyncio or on a WebSocket library. Each process runs one plain ``epoll`` loop
+over non-blocking sockets and keeps per connection only a byte tail and the number of
+the next message it expects. Inbound data is not split into frames: one regular
+expression over each read finds every ``message`` frame's publish time and number (the
+bench publisher writes payloads as ``{"t":<time>,"n":<number>,"p":"..."}``), so the
+per-message cost is a C-level scan. Every connection holds exactly one subscription, so
+numbers are checked per connection: a number above the expected one is loss, below it a
+duplicate.
+
+The parent drives a process through a pipe with :class:`Command` values and gets one
+reply per command (see :func:`run`).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import os
+import re
+import resource
+import select
+import socket
+import time
+from array import array
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = ["LoadConfig", "LoadStats", "run"]
+
+_MESSAGE = re.compile(rb'"data":\{"t":([0-9.]+),"n":(\d+),"p"')
+_SUBSCRIBED = re.compile(rb'\{"type":"subscribed","channel":"[^"]*","offset":(\d+),"epoch":"(\w*)"')
+_ERROR = re.compile(rb'\{"type":"error","code":"(\w+)"')
+_PING = b'{"type":"ping"'
+_PONG_FRAME = b"\x81\x8f\x00\x00\x00\x00" + b'{"type":"pong"}'
+_KEEP = 512  # bytes of a read kept for the next one: longer than any frame's head
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+CONNECTING, HANDSHAKE, SUBSCRIBING, LIVE, CLOSED = range(5)
+
+
+@dataclass
+class LoadConfig:
+    """What one load process opens.
+
+    Connection ``i`` (for ``i`` in ``[first, first + count)``) connects to
+    ``urls[i % len(urls)]`` from source address ``sources[i % len(sources)]`` and
+    subscribes to ``channels[i % len(channels)]``.
+    """
+
+    urls: list[tuple[str, int]]
+    channels: list[str]
+    first: int
+    count: int
+    sources: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    since_epoch: str | None = None
+    """Subscribe with ``since: {offset: 0, epoch}`` (a resume from the start)."""
+    resume: bool = True
+    """Reconnect a connection the gateway closed, resuming from its last message."""
+    max_pending: int = 256
+    """Handshakes in flight at once."""
+    cpus: list[int] | None = None
+    sample_every: int = 1
+    """Keep the latency of every n-th message."""
+
+
+@dataclass
+class LoadStats:
+    """What one load process saw since its counters were last reset."""
+
+    connected: int = 0
+    failed: int = 0
+    open: int = 0
+    received: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    """Messages up to the expected last one that never arrived (open connections)."""
+    closes: dict[str, int] = field(default_factory=dict)
+    reconnects: int = 0
+    recovered: int = 0
+    not_recovered: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    first_recv: float = 0.0
+    last_recv: float = 0.0
+    cpu_seconds: float = 0.0
+    latencies: bytes = b""
+    """Seconds from publish to receipt, ``array('d')`` bytes (sampled)."""
+
+
+def _handshake(host: str, port: int) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """A client text frame with an all-zero mask key (the payload goes out as is)."""
+    n = len(payload)
+    head = bytes((0x81, 0x80 | n)) if n < 126 else b"\x81\xfe" + n.to_bytes(2, "big")
+    return head + b"\x00\x00\x00\x00" + payload
+
+
+def _subscribe_frame(channel: str, offset: int | None, epoch: str | None) -> bytes:
+    since = "" if epoch is None else f',"since":{{"offset":{offset or 0},"epoch":"{epoch}"}}'
+    return _text_frame(f'{{"type":"subscribe","channel":"{channel}"{since}}}'.encode())
+
+
+def _close_code(tail: bytes) -> int | None:
+    """The code of a close frame that ends ``tail`` exactly, if one does."""
+    start = max(0, len(tail) - 130)
+    i = tail.rfind(b"\x88", start)
+    while i >= 0:
+        if i + 4 <= len(tail) and tail[i + 1] == len(tail) - i - 2:
+            return int.from_bytes(tail[i + 2 : i + 4], "big")
+        i = tail.rfind(b"\x88", start, i)
+    return None
+
+
+class _Conn:
+    __slots__ = ("addr", "channel", "epoch", "next_n", "sock", "source", "state", "tail")
+
+    def __init__(self, addr: tuple[str, int], source: str, channel: str) -> None:
+        self.addr = addr
+        self.source = source
+        self.channel = channel
+        self.sock: socket.socket | None = None
+        self.state = CONNECTING
+        self.tail = b""
+        self.next_n = 1
+        self.epoch: str | None = None
+
+
+class _Loader:
+    def __init__(self, config: LoadConfig, pipe: Connection) -> None:
+        self.config = config
+        self.pipe = pipe
+        self.poll = select.epoll()
+        self.conns: dict[int, _Conn] = {}
+        self.queue: list[_Conn] = []
+        self.pending = 0
+        self.stats = LoadStats()
+        self.lat = array("d")
+        self.seen = 0
+        self.expect_last: int | None = None
+        self.deadline = 0.0
+        self.connect_started = 0.0
+        self.connect_reply = False
+        self.running = True
+        self._cpu0 = 0.0
+
+    # --- connections -------------------------------------------------------------------
+
+    def _open(self, conn: _Conn) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.bind((conn.source, 0))
+            err = sock.connect_ex(conn.addr)
+        except OSError:
+            sock.close()
+            self._failed(conn)
+            return
+        if err not in (0, errno.EINPROGRESS):
+            sock.close()
+            self._failed(conn)
+            return
+        conn.sock = sock
+        conn.state = CONNECTING
+        conn.tail = b""
+        self.conns[sock.fileno()] = conn
+        self.pending += 1
+        self.poll.register(sock.fileno(), select.EPOLLOUT)
+
+    def _failed(self, conn: _Conn) -> None:
+        conn.state = CLOSED
+        self.stats.failed += 1
+
+    def _start_more(self) -> None:
+        while self.queue and self.pending < self.config.max_pending:
+            self._open(self.queue.pop())
+
+    def _drop(self, fd: int, conn: _Conn, code: int | None) -> None:
+        was = conn.state
+        with contextlib.suppress(OSError, ValueError):
+            self.poll.unregister(fd)
+        if conn.sock is not None:
+            conn.sock.close()
+        conn.sock = None
+        del self.conns[fd]
+        conn.state = CLOSED
+        if was < LIVE:
+            self.pending -= 1
+            self._failed(conn)
+            return
+        key = str(code or 1006)
+        self.stats.closes[key] = self.stats.closes.get(key, 0) + 1
+        if self.config.resume and self.running:
+            self.stats.reconnects += 1
+            self.queue.append(conn)
+            self._start_more()
+
+    # --- inbound -----------------------------------------------------------------------
+
+    def _readable(self, fd: int, conn: _Conn) -> None:
+        sock = conn.sock
+        assert sock is not None
+        try:
+            data = sock.recv(262144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(fd, conn, _close_code(conn.tail))
+            return
+        if conn.state == LIVE:
+            self._messages(conn, conn.tail + data if conn.tail else data)
+        elif conn.state == HANDSHAKE:
+            self._handshake_reply(fd, conn, data)
+        else:
+            self._subscribed(fd, conn, conn.tail + data)
+
+    def _messages(self, conn: _Conn, data: bytes) -> None:
+        found = _MESSAGE.findall(data)
+        if found:
+            now = time.time()
+            expected = conn.next_n
+            numbers = [int(n) for _, n in found]
+            if numbers[0] != expected or numbers[-1] != expected + len(numbers) - 1:
+                self._check(conn, numbers)
+            else:
+                conn.next_n = numbers[-1] + 1
+            stats = self.stats
+            stats.received += len(numbers)
+            if not stats.first_recv:
+                stats.first_recv = now
+            stats.last_recv = now
+            every = self.config.sample_every
+            if every == 1:
+                self.lat.extend([now - float(t) for t, _ in found])
+            else:
+                seen = self.seen
+                self.lat.extend(
+                    [now - float(t) for i, (t, _) in enumerate(found, seen) if not i % every]
+                )
+                self.seen = seen + len(found)
+        if _PING in data and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.send(_PONG_FRAME)
+        if found:
+            # Keep what follows the last complete head: it cannot match again.
+            data = data[data.rfind(b',"p"') + 4 :]
+        conn.tail = data[-_KEEP:]
+
+    def _check(self, conn: _Conn, numbers: list[int]) -> None:
+        expected = conn.next_n
+        for n in numbers:
+            if n == expected:
+                expected += 1
+            elif n > expected:
+                self.stats.lost += n - expected
+                expected = n + 1
+            else:
+                self.stats.duplicates += 1
+        conn.next_n = expected
+
+    def _handshake_reply(self, fd: int, conn: _Conn, data: bytes) -> None:
+        buf = conn.tail + data
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            conn.tail = buf
+            return
+        if not buf.startswith(b"HTTP/1.1 101"):
+            self._drop(fd, conn, None)
+            return
+        assert conn.sock is not None
+        since = conn.next_n - 1 if conn.epoch is not None else 0
+        epoch = conn.epoch if conn.epoch is not None else self.config.since_epoch
+        conn.sock.send(_subscribe_frame(conn.channel, since, epoch))
+        conn.state = SUBSCRIBING
+        conn.tail = b""
+        self._subscribed(fd, conn, buf[end + 4 :])
+
+    def _subscribed(self, fd: int, conn: _Conn, buf: bytes) -> None:
+        match = _SUBSCRIBED.search(buf)
+        if match is None:
+            error = _ERROR.search(buf)
+            if error is not None:
+                code = error.group(1).decode()
+                self.stats.errors[code] = self.stats.errors.get(code, 0) + 1
+                self._drop(fd, conn, None)
+                return
+            conn.tail = buf[-4096:]
+            return
+        resumed = conn.epoch is not None or self.config.since_epoch is not None
+        if resumed:
+            if b'"recovered":true' in buf[match.start() : match.end() + 40]:
+                self.stats.recovered += 1
+            else:
+                self.stats.not_recovered += 1
+        if conn.epoch is None and self.config.since_epoch is None:
+            conn.next_n = int(match.group(1)) + 1
+        conn.epoch = match.group(2).decode()
+        conn.state = LIVE
+        conn.tail = b""
+        self.pending -= 1
+        self.stats.connected += 1
+        self._start_more()
+        rest = buf[match.end() :]
+        if rest:
+            self._messages(conn, rest)
+
+    def _writable(self, fd: int, conn: _Conn) -> None:
+        sock = conn.sock
+        assert sock is not None
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self._drop(fd, conn, None)
+            return
+        host, port = conn.addr
+        sock.send(_handshake(host, port))
+        conn.state = HANDSHAKE
+        self.poll.modify(fd, select.EPOLLIN)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def _command(self) -> None:
+        command, arg = self.pipe.recv()
+        if command == "connect":
+            config = self.config
+            self.connect_started = time.monotonic()
+            for i in range(config.first + config.count - 1, config.first - 1, -1):
+                addr = config.urls[i % len(config.urls)]
+                source = config.sources[i % len(config.sources)]
+                self.queue.append(_Conn(addr, source, config.channels[i % len(config.channels)]))
+            self.connect_reply = True
+            self._start_more()
+        elif command == "reset":
+            self._reset()
+            self.pipe.send(None)
+        elif command == "collect":
+            self.expect_last = int(arg["last"])
+            self.deadline = time.monotonic() + float(arg["timeout"])
+        elif command == "stop":
+            self.running = False
+
+    def _reset(self) -> None:
+        self.stats = LoadStats(connected=self.stats.connected, failed=self.stats.failed)
+        self.lat = array("d")
+        self._cpu0 = _cpu()
+
+    def _collected(self) -> bool:
+        last = self.expect_last
+        assert last is not None
+        if time.monotonic() < self.deadline and not self.queue and not self.pending:
+            return all(c.next_n > last for c in self.conns.values())
+        return time.monotonic() >= self.deadline
+
+    def _reply_collect(self) -> None:
+        last = self.expect_last
+        assert last is not None
+        self.expect_last = None
+        stats = self.stats
+        stats.missing = sum(max(0, last - c.next_n + 1) for c in self.conns.values())
+        stats.missing += sum(max(0, last - c.next_n + 1) for c in self.queue)
+        stats.open = sum(1 for c in self.conns.values() if c.state == LIVE)
+        stats.cpu_seconds = _cpu() - self._cpu0
+        stats.latencies = self.lat.tobytes()
+        self.pipe.send(stats)
+
+    def loop(self) -> None:
+        self._cpu0 = _cpu()
+        pipe_fd = self.pipe.fileno()
+        self.poll.register(pipe_fd, select.EPOLLIN)
+        conns = self.conns
+        while self.running:
+            events = self.poll.poll(0.05)
+            for fd, event in events:
+                if fd == pipe_fd:
+                    self._command()
+                    continue
+                conn = conns.get(fd)
+                if conn is None:
+                    continue
+                if event & select.EPOLLIN:
+                    self._readable(fd, conn)
+                elif event & select.EPOLLOUT:
+                    self._writable(fd, conn)
+                elif event & (select.EPOLLERR | select.EPOLLHUP):
+                    self._drop(fd, conn, None)
+            if self.connect_reply and not self.pending and not self.queue:
+                self.connect_reply = False
+                self.pipe.send(
+                    {
+                        "connected": self.stats.connected,
+                        "failed": self.stats.failed,
+                        "seconds": time.monotonic() - self.connect_started,
+                    }
+                )
+            if self.expect_last is not None and self._collected():
+                self._reply_collect()
+        for fd, conn in list(conns.items()):
+            with contextlib.suppress(OSError):
+                self.poll.unregister(fd)
+            if conn.sock is not None:
+                conn.sock.close()
+        self.poll.close()
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(wanted, hard), max(wanted, hard)))
+        return
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def run(config: LoadConfig, pipe: Connection) -> None:
+    """Body of one load process.
+
+    Commands (``(name, argument)`` tuples on ``pipe``) and replies:
+
+    - ``("connect", None)``: open every connection and subscribe; replies
+      ``{"connected", "failed", "seconds"}`` once none is in flight.
+    - ``("reset", None)``: zero the counters (connections stay); replies None.
+    - ``("collect", {"last": N, "timeout": T})``: wait until every connection has
+      received message ``N`` of its channel, or ``T`` seconds; replies :class:`LoadStats`.
+    - ``("stop", None)``: close everything and return.
+    """
+    if config.cpus:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, config.cpus)
+    _raise_fd_limit(config.count + 64)
+    loader = _Loader(config, pipe)
+    try:
+        loader.loop()
+    finally:
+        pipe.close()
+
+
+def stats_dict(stats: LoadStats) -> dict[str, Any]:
+    """``stats`` without the raw latency samples (for logs)."""
+    return {k: v for k, v in vars(stats).items() if k != "latencies"}
