@@ -11,9 +11,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway import observe
+from gateway import dashboard, observe
 from gateway.hub import Hub
 from gateway.rebalance import run_rebalancer
+from gateway.transports.poll import poll
+from gateway.transports.sse import sse
 from shared.broker import create_broker
 from shared.settings import Settings
 
@@ -48,6 +50,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", observe.healthz),
             Route("/readyz", observe.readyz),
             Route("/metrics", observe.metrics),
+            Route("/sse", sse),
+            Route("/poll", poll),
+            *dashboard.routes,
         ],
         lifespan=lifespan,
     )

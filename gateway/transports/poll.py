@@ -1,0 +1,93 @@
+"""``GET /poll``: HTTP long-polling, for clients that can hold neither a WebSocket nor SSE.
+
+    GET /poll?channel=tasks.p1&channel=alerts[&since=CURSOR][&wait=SECONDS]
+
+Each request is a whole session: the gateway keeps nothing between polls. The request
+subscribes its channels from the positions in ``since`` (a
+:class:`~gateway.transports.cursor.Cursor`, one entry per channel), the hub replays what
+came after them and adds live messages, and the response carries those frames and the
+cursor to send next time. So any gateway can serve any poll, a gateway restart loses
+nothing, and the resume rules are the WebSocket's: ``recovered: false`` in a channel's
+``subscribed`` frame when history no longer reaches back.
+
+The response comes at once when there is news (a message, an error, a first subscribe, a
+failed resume); otherwise it waits up to ``wait`` seconds (at most ``poll_wait``) for a
+message. Its body::
+
+    {"gateway": ID, "frames": [FRAME, ...], "since": CURSOR, "close": {"code": N, "reason": S}}
+
+``frames`` are the WebSocket protocol's server frames, in order. ``close`` appears only
+when the gateway ended the session (it drains: 1012; below 4500 poll again, 4500 and up
+do not). Server pings are left out: the next poll is the heartbeat.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from gateway.frames import OutFrame
+from gateway.hub import Hub
+from gateway.transports.httpbase import CORS, HttpSession, read_query
+
+__all__ = ["poll"]
+
+_PING = b'{"type":"ping"'
+_SUBSCRIBED = b'{"type":"subscribed"'
+_RESUMED = b'"recovered":true'
+
+
+async def poll(request: Request) -> Response:
+    """Serve one long-poll."""
+    hub: Hub = request.app.state.hub
+    settings = hub.settings
+    query = read_query(request, request.query_params.get("since", ""))
+    if isinstance(query, Response):
+        return query
+    cursor = query[1]
+    try:
+        wait = min(float(request.query_params.get("wait", settings.poll_wait)), settings.poll_wait)
+    except ValueError:
+        return PlainTextResponse("wait must be a number of seconds\n", 400, headers=CORS)
+    if hub.draining:
+        return PlainTextResponse("gateway draining; poll another\n", 503, headers=CORS)
+
+    frames: list[OutFrame] = []
+    close: dict[str, object] | None = None
+    async with HttpSession(hub, "poll", request.receive) as http:
+        session = http.session
+        subscribing = http.subscribe(cursor)
+        deadline = http.loop.time() + wait
+        news = False
+        while not http.gone:
+            await http.wait(deadline - http.loop.time() if subscribing.done() else 1.0)
+            session.last_seen = http.loop.time()
+            if session.close_code is not None:
+                if http.closed_by_gateway():
+                    close = {"code": session.close_code, "reason": session.close_reason}
+                break
+            for frame in session.take():
+                if frame.json.startswith(_PING):
+                    continue
+                frames.append(frame)
+                news = news or _is_news(frame)
+            if subscribing.done() and (news or http.loop.time() >= deadline):
+                break
+
+    for frame in frames:
+        cursor.advance(frame)
+    head = json.dumps({"gateway": settings.gateway_id, "since": str(cursor), "close": close})
+    body = b"".join((head[:-1].encode(), b',"frames":[', b",".join(f.json for f in frames), b"]}"))
+    http.count_sent(frames, len(body))
+    return Response(
+        body, media_type="application/json", headers={**CORS, "cache-control": "no-store"}
+    )
+
+
+def _is_news(frame: OutFrame) -> bool:
+    """Anything but a quiet resume (a ``subscribed`` with ``recovered: true``)."""
+    if frame.channel is not None or not frame.json.startswith(_SUBSCRIBED):
+        return True
+    return _RESUMED not in frame.json
