@@ -78,6 +78,23 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     max_payload_bytes: int = 1024 * 1024
     """Largest payload the publisher library accepts."""
 
+    api_key: str = ""
+    """Bearer key the HTTP API (``/api/...``) requires; empty leaves it open (development)."""
+    task_ttl: float = 86400.0
+    """Seconds a task's state is kept in Redis after its last change."""
+    metrics_host: str = ""
+    """Host name the metrics publisher reports as (default: this machine's name)."""
+    metrics_interval: float = 5.0
+    """Seconds between metrics samples while someone listens."""
+    metrics_idle_interval: float = 60.0
+    """Seconds between metrics samples while nobody listens (0: none until someone does)."""
+    alerts_rules: str = ""
+    """Alert rules file (TOML); empty uses the rules shipped in publisher/default_alerts.toml."""
+    alerts_interval: float = 5.0
+    """Seconds between evaluations of the alert rules."""
+    alerts_recent: int = 10
+    """Resolved alerts kept, and shown at once to new subscribers of ``alerts@state``."""
+
     def __post_init__(self) -> None:
         positive = (
             "max_frame_bytes",
@@ -93,10 +110,16 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             "max_payload_bytes",
             "sse_keepalive",
             "poll_wait",
+            "task_ttl",
+            "metrics_interval",
+            "alerts_interval",
+            "alerts_recent",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be > 0")
+        if self.metrics_idle_interval < 0:
+            raise SettingsError(f"{ENV_PREFIX}METRICS_IDLE_INTERVAL must be >= 0 (0: off)")
         if self.drain_seconds < 0:
             raise SettingsError(f"{ENV_PREFIX}DRAIN_SECONDS must be >= 0")
         if self.max_connection_age < 0:

@@ -1,0 +1,370 @@
+"""Report long work from any asyncio service: tasks, workflows and their progress.
+
+    from publisher.tasks import Tasks
+
+    async with Tasks("redis://127.0.0.1:6379/0") as tasks:
+        async with tasks.run("billing", "Export invoices", total_steps=12) as task:
+            for month in range(1, 13):
+                await export(month)
+                await task.progress(step=month, step_name=f"month {month}")
+        # completed when the block ends; failed if an exception escapes it
+
+    async with tasks.run_workflow("web", "Deploy v2", phases=["build", "test", "rollout"]) as wf:
+        async with wf.phase("build") as build:
+            await build.progress(50, message="compiling")
+        ...
+
+Every change is checked first (:class:`~shared.state.tasks.TaskError` when refused; then
+nothing is published), and then written and published in one step: the event goes to
+``tasks.<project>.<id>`` and ``tasks.<project>``, the new state to
+``tasks.<project>.<id>@state``. docs/publishers.md lists the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from publisher.publish import AsyncPublisher
+from shared.broker import BrokerUnavailable
+from shared.settings import Settings
+from shared.state.task_store import TaskStore
+from shared.state.tasks import (
+    FINAL,
+    Cancel,
+    Change,
+    Complete,
+    Create,
+    Fail,
+    Log,
+    Pause,
+    PhaseSpec,
+    PhaseState,
+    Progress,
+    Resume,
+    Start,
+    TaskState,
+    TaskStatus,
+)
+
+__all__ = ["Phase", "Task", "Tasks", "Workflow"]
+
+log = logging.getLogger("relaycast.tasks")
+
+
+class Tasks:
+    """Creates and finds tasks. Holds one Redis connection pool; close it when done."""
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        publisher: AsyncPublisher | None = None,
+    ) -> None:
+        self._own = publisher is None
+        self._publisher = publisher or AsyncPublisher(redis_url, settings=settings)
+        self.store = TaskStore(self._publisher.redis, self._publisher.settings)
+
+    async def create(
+        self,
+        project: str,
+        name: str = "",
+        *,
+        id: str = "",
+        type: str = "task",
+        total_steps: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Task:
+        """Create a queued task; an empty ``id`` gets a random one.
+
+        Raises:
+            InvalidTask: a malformed argument. TaskExists: the id is taken.
+            BrokerUnavailable: Redis cannot be reached.
+        """
+        state = await self.store.create(
+            Create(
+                project=project,
+                id=id,
+                name=name,
+                type=type,
+                total_steps=total_steps,
+                metadata=dict(metadata or {}),
+            )
+        )
+        return Task(self.store, state)
+
+    async def create_workflow(
+        self,
+        project: str,
+        name: str = "",
+        *,
+        phases: Iterable[str | tuple[str, float]],
+        id: str = "",
+        type: str = "workflow",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Workflow:
+        """Create a queued workflow with named phases (``name`` or ``(name, weight)``; a
+        phase's weight is its share of the overall percent, 1 by default)."""
+        specs = [PhaseSpec(p) if isinstance(p, str) else PhaseSpec(p[0], p[1]) for p in phases]
+        state = await self.store.create(
+            Create(
+                project=project,
+                id=id,
+                name=name,
+                type=type,
+                metadata=dict(metadata or {}),
+                phases=specs,
+            )
+        )
+        return Workflow(self.store, state)
+
+    async def get(self, project: str, task_id: str) -> Task:
+        """A handle on an existing task or workflow (raises UnknownTask)."""
+        state = await self.store.get(project, task_id)
+        return Workflow(self.store, state) if state.kind == "workflow" else Task(self.store, state)
+
+    @contextlib.asynccontextmanager
+    async def run(self, project: str, name: str = "", **kwargs: Any) -> AsyncIterator[Task]:
+        """Create and start a task; complete it when the block ends, fail it when an
+        exception escapes, cancel it when the block is cancelled."""
+        task = await self.create(project, name, **kwargs)
+        async with task:
+            yield task
+
+    @contextlib.asynccontextmanager
+    async def run_workflow(
+        self, project: str, name: str = "", **kwargs: Any
+    ) -> AsyncIterator[Workflow]:
+        """:meth:`run` for a workflow (see :meth:`create_workflow` for the arguments)."""
+        workflow = await self.create_workflow(project, name, **kwargs)
+        async with workflow:
+            yield workflow
+
+    async def close(self) -> None:
+        if self._own:
+            await self._publisher.close()
+
+    async def __aenter__(self) -> Tasks:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class _Ending:
+    """Finish a unit of work by how its ``async with`` block ended."""
+
+    async def _end(self, exc: BaseException | None) -> None:
+        if self._final:
+            return
+        if exc is None:
+            await self.complete()
+            return
+        try:
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+                await self.cancel("cancelled")
+            else:
+                await self.fail(f"{type(exc).__name__}: {exc}")
+        except BrokerUnavailable as error:
+            # Never hide the block's own exception behind this one.
+            log.warning("could not record the end of %s: %s", self, error)
+
+    @property
+    def _final(self) -> bool:
+        raise NotImplementedError
+
+    async def complete(self, result: Any = None, message: str | None = None) -> None:
+        raise NotImplementedError
+
+    async def fail(self, error: str) -> None:
+        raise NotImplementedError
+
+    async def cancel(self, reason: str | None = None) -> None:
+        raise NotImplementedError
+
+
+class Task(_Ending):
+    """One task. Each method records one change and publishes its event.
+
+    Raises (every method):
+        InvalidTask: a malformed argument (percent outside 0-100, ...).
+        InvalidTransition: the change does not fit (progress after completion, ...).
+        UnknownTask: the task expired. BrokerUnavailable: Redis cannot be reached.
+    """
+
+    def __init__(self, store: TaskStore, state: TaskState) -> None:
+        self._store = store
+        self.state = state
+        """The state after this handle's last change."""
+
+    @property
+    def id(self) -> str:
+        return self.state.id
+
+    @property
+    def project(self) -> str:
+        return self.state.project
+
+    @property
+    def _final(self) -> bool:
+        return self.state.status in FINAL
+
+    async def _change(self, change: Change) -> None:
+        self.state = await self._store.change(self.project, self.id, change, known=self.state)
+
+    async def start(self, message: str | None = None) -> None:
+        await self._change(Start(message=message))
+
+    async def progress(
+        self,
+        percent: float | None = None,
+        *,
+        step: int | None = None,
+        total_steps: int | None = None,
+        step_name: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Report progress as ``percent`` (0-100) and/or ``step`` of ``total_steps``."""
+        await self._change(
+            Progress(
+                percent=percent,
+                step=step,
+                total_steps=total_steps,
+                step_name=step_name,
+                message=message,
+            )
+        )
+
+    async def log(self, message: str, level: str = "info") -> None:
+        """A log line: ``debug``, ``info``, ``warning`` or ``error``."""
+        await self._change(Log(message=message, level=level))
+
+    async def pause(self, message: str | None = None) -> None:
+        await self._change(Pause(message=message))
+
+    async def resume(self, message: str | None = None) -> None:
+        await self._change(Resume(message=message))
+
+    async def complete(self, result: Any = None, message: str | None = None) -> None:
+        """Finish; ``result`` is any JSON value."""
+        await self._change(Complete(result=result, message=message))
+
+    async def fail(self, error: str) -> None:
+        await self._change(Fail(error=error))
+
+    async def cancel(self, reason: str | None = None) -> None:
+        await self._change(Cancel(reason=reason))
+
+    async def __aenter__(self) -> Task:
+        if self.state.status is TaskStatus.QUEUED:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._end(exc)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.project}/{self.id} {self.state.status}>"
+
+
+class Workflow(Task):
+    """A task made of named phases; its percent is the weighted mean of theirs.
+
+    Progress is reported on phases; :meth:`log` and the rest work as on a task.
+    """
+
+    def phase(self, name: str) -> Phase:
+        """The phase called ``name`` (raises InvalidTask on a change if there is none)."""
+        return Phase(self, name)
+
+    async def progress(
+        self,
+        percent: float | None = None,
+        *,
+        step: int | None = None,
+        total_steps: int | None = None,
+        step_name: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Not for workflows: their progress comes from their phases."""
+        raise TypeError("a workflow's progress comes from its phases: use workflow.phase(name)")
+
+
+class Phase(_Ending):
+    """One phase of a workflow, used like a task: ``async with workflow.phase("build")``
+    starts it, and completes (or fails, or cancels) it when the block ends."""
+
+    def __init__(self, workflow: Workflow, name: str) -> None:
+        self.workflow = workflow
+        self.name = name
+
+    @property
+    def state(self) -> PhaseState | None:
+        return next((p for p in self.workflow.state.phases if p.name == self.name), None)
+
+    @property
+    def _final(self) -> bool:
+        state = self.state
+        return state is not None and state.status in FINAL
+
+    async def start(self, message: str | None = None) -> None:
+        await self.workflow._change(Start(phase=self.name, message=message))
+
+    async def progress(
+        self,
+        percent: float | None = None,
+        *,
+        step: int | None = None,
+        total_steps: int | None = None,
+        step_name: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        await self.workflow._change(
+            Progress(
+                phase=self.name,
+                percent=percent,
+                step=step,
+                total_steps=total_steps,
+                step_name=step_name,
+                message=message,
+            )
+        )
+
+    async def log(self, message: str, level: str = "info") -> None:
+        await self.workflow._change(Log(phase=self.name, message=message, level=level))
+
+    async def complete(self, result: Any = None, message: str | None = None) -> None:
+        await self.workflow._change(Complete(phase=self.name, message=message))
+
+    async def fail(self, error: str) -> None:
+        await self.workflow._change(Fail(phase=self.name, error=error))
+
+    async def cancel(self, reason: str | None = None) -> None:
+        await self.workflow._change(Cancel(phase=self.name, reason=reason))
+
+    async def __aenter__(self) -> Phase:
+        state = self.state
+        if state is None or state.status is TaskStatus.QUEUED:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._end(exc)
+
+    def __repr__(self) -> str:
+        return f"<Phase {self.name!r} of {self.workflow!r}>"

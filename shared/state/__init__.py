@@ -1,0 +1,19 @@
+"""State that publishers keep in Redis, shared by the publisher processes and the gateway API.
+
+Publishers (``publisher/``) write it; the gateway's HTTP API (``gateway/api.py``) reads it
+and, for tasks and alerts, changes it the same way. Keys, with the default prefix ``rc``:
+
+- ``rc:metrics:hosts``         hash: host name -> newest metrics snapshot (JSON)
+- ``rc:metrics:demand``        string with a TTL: set while an alerts process needs metrics
+- ``rc:metrics:fleet``         string with a TTL: which metrics process publishes the fleet
+- ``rc:{tasks.<p>}:task:<id>`` hash: ``v`` version, ``s`` task state (JSON); TTL ``task_ttl``
+- ``rc:{tasks.<p>}:tasks``     sorted set: task ids of project ``<p>`` by last change
+- ``rc:alerts:active``         hash: alert fingerprint (``rule@host``) -> active alert (JSON)
+- ``rc:alerts:order``          sorted set: fingerprints of active alerts by raise time
+- ``rc:alerts:recent``         list: the newest resolved alerts (JSON), newest first
+- ``rc:alerts:silence:<fp>``   string with a TTL: resolved by hand; not raised again until
+  the condition clears
+
+Every change of task or alert state and the events announcing it happen in one Lua script
+(:mod:`shared.state.lua`), so a subscriber never sees one without the other.
+"""

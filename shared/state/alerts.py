@@ -1,0 +1,290 @@
+"""Alerts in Redis: the active ones, the recently resolved, and their events.
+
+An alert is identified while active by its fingerprint ``<rule>@<host>``: raising is a
+set-if-absent on it, so any number of alert processes evaluating the same rules raise
+each alert once. Its ``id`` (``<rule>@<host>:<raised at, ms>``) names that one occurrence
+for its whole life. Each raise or resolve, in one script:
+
+- changes ``rc:alerts:active`` / ``rc:alerts:recent`` (the newest ``alerts_recent`` kept);
+- publishes an :class:`AlertEvent` on ``alerts``;
+- publishes the :class:`AlertsState` (every active alert and the recent ones) on
+  ``alerts@state``, a latest-value channel: a new subscriber gets it at once.
+
+An alert resolved by hand is silenced: it is not raised again until its condition has
+cleared (or a day has passed).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from shared.broker.base import BrokerUnavailable
+from shared.settings import Settings
+from shared.state.lua import Publishes, with_publish
+
+__all__ = [
+    "ALERTS_CHANNEL",
+    "STATE_CHANNEL",
+    "Alert",
+    "AlertEvent",
+    "AlertStore",
+    "AlertsState",
+    "UnknownAlert",
+    "decode_state",
+]
+
+ALERTS_CHANNEL = "alerts"
+STATE_CHANNEL = "alerts@state"
+SILENCE_SECONDS = 86400
+# Active alerts listed in one alerts@state message (all stay in Redis and in the API).
+STATE_ACTIVE_CAP = 500
+
+
+class UnknownAlert(LookupError):
+    """No active alert with this id."""
+
+
+class Alert(msgspec.Struct, kw_only=True):
+    """One alert occurrence. Times are seconds since the epoch."""
+
+    id: str
+    rule: str
+    host: str
+    severity: str
+    status: Literal["active", "resolved"] = "active"
+    message: str
+    metric: str
+    op: str
+    threshold: float
+    clear: float
+    value: float
+    """The metric's value when the alert was raised."""
+    raised_at: float
+    resolved_at: float | None = None
+    resolved_by: Literal["auto", "manual"] | None = None
+    resolved_value: float | None = None
+    """The metric's value when the condition cleared (automatic resolution)."""
+    note: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.rule}@{self.host}"
+
+
+class AlertEvent(msgspec.Struct, kw_only=True):
+    """Published on ``alerts``: ``type`` is ``alert.raised`` or ``alert.resolved``."""
+
+    type: str
+    time: float
+    alert: Alert
+
+
+class AlertsState(msgspec.Struct, kw_only=True):
+    """Published on ``alerts@state``: active alerts (oldest first), recent resolved ones
+    (newest first)."""
+
+    active: list[Alert]
+    recent: list[Alert]
+    time: float
+
+
+# snapshot(): the AlertsState JSON, assembled from the stored alert JSON without decoding it.
+# KEYS 1-4: active hash, order zset, recent list, silence key (raise/resolve).
+_SNAPSHOT = f"""
+local function snapshot(now)
+  local fps = redis.call('ZRANGE', KEYS[2], 0, {STATE_ACTIVE_CAP - 1})
+  local active = {{}}
+  if #fps > 0 then
+    for _, v in ipairs(redis.call('HMGET', KEYS[1], unpack(fps))) do
+      if v then table.insert(active, v) end
+    end
+  end
+  local recent = redis.call('LRANGE', KEYS[3], 0, -1)
+  return '{{"active":[' .. table.concat(active, ',') .. '],"recent":[' ..
+    table.concat(recent, ',') .. '],"time":' .. now .. '}}'
+end
+"""
+
+# ARGV: fingerprint, alert JSON, raise time, now, then publishes (event, state).
+# Returns {1, ''} raised; {0, current JSON} already active; {0, ''} silenced.
+_RAISE_LUA = with_publish(
+    _SNAPSHOT
+    + """
+if redis.call('EXISTS', KEYS[4]) == 1 then return {0, ''} end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then return {0, current} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+publish_all(5, 5, 2, 1, snapshot(ARGV[4]))
+return {1, ''}
+"""
+)
+
+# ARGV: fingerprint, expected current JSON, resolved JSON, recent kept, now,
+# silence seconds ('' = none), then publishes (event, state). Returns 1 done, 0 not active.
+_RESOLVE_LUA = with_publish(
+    _SNAPSHOT
+    + """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+if ARGV[6] ~= '' then redis.call('SET', KEYS[4], '1', 'EX', ARGV[6]) end
+publish_all(5, 7, 2, 1, snapshot(ARGV[5]))
+return 1
+"""
+)
+
+# ARGV: now, then one publish (state).
+_STATE_LUA = with_publish(
+    _SNAPSHOT
+    + """
+publish_all(5, 2, 1, 0, snapshot(ARGV[1]))
+return 1
+"""
+)
+
+_encode = msgspec.json.Encoder().encode
+_decode_alert = msgspec.json.Decoder(Alert).decode
+_decode_state = msgspec.json.Decoder(AlertsState).decode
+
+
+class AlertStore:
+    """Raise, resolve and read alerts in Redis; shared by alert processes and the API."""
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        prefix = settings.key_prefix
+        self._active = f"{prefix}:alerts:active"
+        self._order = f"{prefix}:alerts:order"
+        self._recent = f"{prefix}:alerts:recent"
+        self._raise = redis.register_script(_RAISE_LUA)
+        self._resolve = redis.register_script(_RESOLVE_LUA)
+        self._state = redis.register_script(_STATE_LUA)
+
+    def _keys(self, fingerprint: str = "-") -> list[str]:
+        silence = f"{self.settings.key_prefix}:alerts:silence:{fingerprint}"
+        return [self._active, self._order, self._recent, silence]
+
+    async def active(self) -> dict[str, tuple[bytes, Alert]]:
+        """Active alerts by fingerprint, each with its stored JSON (for :meth:`resolve`)."""
+        raw: dict[bytes, bytes] = await _call(self.redis.hgetall(self._active))
+        return {fp.decode(): (value, _decode_alert(value)) for fp, value in raw.items()}
+
+    async def raise_alert(self, alert: Alert) -> tuple[bool, Alert | None]:
+        """Raise ``alert`` unless its fingerprint is active or silenced.
+
+        Returns (True, alert) when raised here; (False, the active alert) when another
+        process raised it first; (False, None) when it is silenced.
+        """
+        now = time.time()
+        publishes = self._publishes(now, AlertEvent(type="alert.raised", time=now, alert=alert))
+        args = [alert.fingerprint, _encode(alert), repr(alert.raised_at), repr(now)]
+        raised, current = await _call(
+            self._raise(
+                keys=self._keys(alert.fingerprint) + publishes.keys, args=args + publishes.args
+            )
+        )
+        if raised:
+            return True, alert
+        return False, _decode_alert(current) if current else None
+
+    async def resolve(self, stored: bytes, resolved: Alert, *, silence: bool = False) -> bool:
+        """Resolve the active alert whose stored JSON is ``stored`` (from :meth:`active`).
+
+        False when it is no longer active as stored (resolved elsewhere meanwhile).
+        """
+        now = time.time()
+        event = AlertEvent(type="alert.resolved", time=now, alert=resolved)
+        publishes = self._publishes(now, event)
+        args: list[Any] = [
+            resolved.fingerprint,
+            stored,
+            _encode(resolved),
+            self.settings.alerts_recent,
+            repr(now),
+            SILENCE_SECONDS if silence else "",
+        ]
+        done = await _call(
+            self._resolve(
+                keys=self._keys(resolved.fingerprint) + publishes.keys,
+                args=args + publishes.args,
+            )
+        )
+        return bool(done)
+
+    async def resolve_by_id(self, alert_id: str, note: str | None = None) -> Alert:
+        """Resolve an active alert by hand; it stays silenced until its condition clears.
+
+        Raises:
+            UnknownAlert: no active alert has this id.
+        """
+        for _ in range(10):
+            for stored, alert in (await self.active()).values():
+                if alert.id == alert_id:
+                    resolved = msgspec.structs.replace(
+                        alert,
+                        status="resolved",
+                        resolved_at=time.time(),
+                        resolved_by="manual",
+                        note=note,
+                    )
+                    if await self.resolve(stored, resolved, silence=True):
+                        return resolved
+                    break  # changed meanwhile: look again
+            else:
+                break
+        raise UnknownAlert(f"no active alert {alert_id!r}")
+
+    async def clear_silence(self, fingerprints: list[str]) -> None:
+        """The conditions of these fingerprints cleared: they may be raised again."""
+        if fingerprints:
+            await _call(self.redis.delete(*(self._keys(fp)[3] for fp in fingerprints)))
+
+    async def state(self) -> AlertsState:
+        """Active alerts (oldest first) and the recent resolved ones (newest first)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrange(self._order, 0, -1)
+        pipe.hgetall(self._active)
+        pipe.lrange(self._recent, 0, -1)
+        order, active, recent = await _call(pipe.execute())
+        return AlertsState(
+            active=[_decode_alert(active[fp]) for fp in order if fp in active],
+            recent=[_decode_alert(raw) for raw in recent],
+            time=time.time(),
+        )
+
+    async def publish_state(self) -> None:
+        """Publish the current :class:`AlertsState` on ``alerts@state`` (for a process that
+        starts, so that the channel has a value even before the first alert)."""
+        now = time.time()
+        publishes = Publishes(self.settings, now).add(STATE_CHANNEL, b"")
+        await _call(
+            self._state(keys=self._keys() + publishes.keys, args=[repr(now), *publishes.args])
+        )
+
+    def _publishes(self, now: float, event: AlertEvent) -> Publishes:
+        return (
+            Publishes(self.settings, now)
+            .add(ALERTS_CHANNEL, _encode(event))
+            .add(STATE_CHANNEL, b"")  # the state is assembled inside the script
+        )
+
+
+async def _call(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except (RedisError, OSError) as exc:
+        raise BrokerUnavailable(f"redis: {exc}") from exc
+
+
+def decode_state(raw: bytes | str) -> AlertsState:
+    """Parse an ``alerts@state`` message."""
+    return _decode_state(raw)
