@@ -108,10 +108,13 @@ class Client:
     async def close(self) -> None:
         """Close the connection and stop reconnecting; iteration ends."""
         task, self._task = self._task, None
+        ws = self._ws
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if ws is not None:
+            await ws.close()  # the close handshake, bounded by websockets' close_timeout
         self.state = ConnectionState.DISCONNECTED
         with contextlib.suppress(asyncio.QueueFull):
             self._events.put_nowait(None)
