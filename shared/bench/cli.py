@@ -43,7 +43,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--heartbeat", type=float, default=d.heartbeat, help="idle: ping interval")
     p.add_argument("--rates", default=None, help="sweep: comma-separated deliveries/s")
     p.add_argument("--p99-bound", type=float, default=d.p99_bound_ms, help="sweep: ms")
-    p.add_argument("--loaders", type=int, default=2, help="load processes")
+    p.add_argument("--loaders", type=int, default=0, help="load processes (0: auto)")
     p.add_argument("--sources", type=int, default=4, help="source addresses 127.0.0.1..N")
     p.add_argument("--gateways", type=int, default=1, help="gateways to start")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")

@@ -47,7 +47,8 @@ class RigOptions:
     gateway_pids: list[int] = field(default_factory=list)
     """Pids of those gateways, to measure their CPU and memory."""
     gateways: int = 1
-    loaders: int = 2
+    loaders: int = 0
+    """Load processes; 0 picks one per load CPU (more when the fd limit requires)."""
     sources: int = 4
     """Source addresses 127.0.0.1 .. 127.0.0.N the clients connect from."""
     pin: bool = True
@@ -61,6 +62,15 @@ def plan_cpus(pin: bool) -> tuple[list[int] | None, list[int] | None]:
     if not pin or len(cpus) < 2:
         return None, None
     return [cpus[-1]], cpus[:-1]
+
+
+def auto_loaders(clients: int, load_cpus: list[int] | None) -> int:
+    """One load process per load CPU, or more if one process may not hold enough sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    per_process = max(soft, hard if os.geteuid() == 0 else soft, 1024) - 100
+    if os.geteuid() == 0:
+        per_process = max(per_process, 1 << 20)  # root raises its own limit
+    return max(len(load_cpus or [0]), -(-clients // per_process))
 
 
 def _child_setup(cpus: list[int] | None, fds: int) -> Callable[[], None]:
@@ -282,7 +292,8 @@ class Rig:
 
         The clients connect to the rig's gateways, or to ``urls`` (host, port).
         """
-        loaders = max(1, min(self.options.loaders, clients))
+        loaders = self.options.loaders or auto_loaders(clients, self.load_cpus)
+        loaders = max(1, min(loaders, clients))
         sources = [f"127.0.0.{i}" for i in range(1, max(1, self.options.sources) + 1)]
         urls = urls or [g.ws_addr for g in self.gateways]
         configs = []

@@ -149,6 +149,9 @@ def _stream(
         out["gateway_us_per_delivery"] = round(cpu / received * 1e6, 3)
         out["gateway_cpu_s_per_100k"] = round(cpu / received * 1e5, 4)
     problems = [f"publisher: {e}" for e in published.errors]
+    for key in ("lost", "duplicates", "missing"):
+        if merged[key]:
+            problems.append(f"{merged[key]} messages {key}")
     if merged["not_recovered"]:
         problems.append(f"{merged['not_recovered']} resumes not recovered")
     out["problems"] = problems
@@ -283,6 +286,11 @@ def replay(rig: Rig, params: Params) -> dict[str, Any]:
     if received and rig.gateways[0].pid:
         result["gateway_us_per_delivery"] = round(used["cpu"] / received * 1e6, 3)
         result["gateway_cpu_s_per_100k"] = round(used["cpu"] / received * 1e5, 4)
+    result["problems"] = [
+        f"{stats[key]} messages {key}" for key in ("lost", "duplicates", "missing") if stats[key]
+    ]
+    if stats["not_recovered"]:
+        result["problems"].append(f"{stats['not_recovered']} resumes not recovered")
     return result
 
 

@@ -35,9 +35,12 @@ __all__ = ["LoadConfig", "LoadStats", "run"]
 _MESSAGE = re.compile(rb'"data":\{"t":([0-9.]+),"n":(\d+),"p"')
 _SUBSCRIBED = re.compile(rb'\{"type":"subscribed","channel":"[^"]*","offset":(\d+),"epoch":"(\w*)"')
 _ERROR = re.compile(rb'\{"type":"error","code":"(\w+)"')
-_PING = b'{"type":"ping"'
 _PONG_FRAME = b"\x81\x8f\x00\x00\x00\x00" + b'{"type":"pong"}'
+KEEPALIVE = 10.0
+"""Seconds between the pongs every connection sends, so heartbeats never time it out."""
 _KEEP = 512  # bytes of a read kept for the next one: longer than any frame's head
+_findall = _MESSAGE.findall
+_time = time.time
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 CONNECTING, HANDSHAKE, SUBSCRIBING, LIVE, CLOSED = range(5)
@@ -85,7 +88,6 @@ class LoadStats:
     recovered: int = 0
     not_recovered: int = 0
     errors: dict[str, int] = field(default_factory=dict)
-    first_recv: float = 0.0
     last_recv: float = 0.0
     cpu_seconds: float = 0.0
     latencies: bytes = b""
@@ -147,7 +149,8 @@ class _Loader:
         self.pending = 0
         self.stats = LoadStats()
         self.lat = array("d")
-        self.seen = 0
+        self.received = 0
+        self.last_recv = 0.0
         self.expect_last: int | None = None
         self.deadline = 0.0
         self.connect_started = 0.0
@@ -231,36 +234,42 @@ class _Loader:
             self._subscribed(fd, conn, conn.tail + data)
 
     def _messages(self, conn: _Conn, data: bytes) -> None:
-        found = _MESSAGE.findall(data)
+        """Count, check and time every message frame in ``data`` (the hot path)."""
+        found = _findall(data)
         if found:
-            now = time.time()
-            expected = conn.next_n
-            numbers = [int(n) for _, n in found]
-            if numbers[0] != expected or numbers[-1] != expected + len(numbers) - 1:
-                self._check(conn, numbers)
+            now = _time()
+            count = len(found)
+            if count == 1:
+                t, n = found[0]
+                if int(n) == conn.next_n:
+                    conn.next_n += 1
+                else:
+                    self._check(conn, [int(n)])
+                if not self.received % self.config.sample_every:
+                    self.lat.append(now - float(t))
             else:
-                conn.next_n = numbers[-1] + 1
-            stats = self.stats
-            stats.received += len(numbers)
-            if not stats.first_recv:
-                stats.first_recv = now
-            stats.last_recv = now
-            every = self.config.sample_every
-            if every == 1:
-                self.lat.extend([now - float(t) for t, _ in found])
-            else:
-                seen = self.seen
-                self.lat.extend(
-                    [now - float(t) for i, (t, _) in enumerate(found, seen) if not i % every]
-                )
-                self.seen = seen + len(found)
-        if _PING in data and conn.sock is not None:
-            with contextlib.suppress(OSError):
-                conn.sock.send(_PONG_FRAME)
-        if found:
-            # Keep what follows the last complete head: it cannot match again.
-            data = data[data.rfind(b',"p"') + 4 :]
-        conn.tail = data[-_KEEP:]
+                numbers = [int(n) for _, n in found]
+                first = conn.next_n
+                if numbers == list(range(first, first + count)):
+                    conn.next_n = first + count
+                else:
+                    self._check(conn, numbers)
+                every = self.config.sample_every
+                if every == 1:
+                    self.lat.extend([now - float(t) for t, _ in found])
+                else:
+                    seen = self.received
+                    self.lat.extend(
+                        [now - float(t) for i, (t, _) in enumerate(found, seen) if not i % every]
+                    )
+            self.received += count
+            self.last_recv = now
+            if data[-1] == 0x7D:  # "}": the read ends with a whole frame
+                conn.tail = b""
+            else:  # keep what follows the last complete head: it cannot match again
+                conn.tail = data[data.rfind(b',"p"') + 4 :][-_KEEP:]
+            return
+        conn.tail = b"" if data[-1] == 0x7D else data[-_KEEP:]
 
     def _check(self, conn: _Conn, numbers: list[int]) -> None:
         expected = conn.next_n
@@ -333,6 +342,12 @@ class _Loader:
 
     # --- commands ------------------------------------------------------------------------
 
+    def _keepalive(self) -> None:
+        for conn in self.conns.values():
+            if conn.state == LIVE and conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    conn.sock.send(_PONG_FRAME)
+
     def _command(self) -> None:
         command, arg = self.pipe.recv()
         if command == "connect":
@@ -356,6 +371,8 @@ class _Loader:
     def _reset(self) -> None:
         self.stats = LoadStats(connected=self.stats.connected, failed=self.stats.failed)
         self.lat = array("d")
+        self.received = 0
+        self.last_recv = 0.0
         self._cpu0 = _cpu()
 
     def _collected(self) -> bool:
@@ -375,6 +392,8 @@ class _Loader:
         stats.open = sum(1 for c in self.conns.values() if c.state == LIVE)
         stats.cpu_seconds = _cpu() - self._cpu0
         stats.latencies = self.lat.tobytes()
+        stats.received = self.received
+        stats.last_recv = self.last_recv
         self.pipe.send(stats)
 
     def loop(self) -> None:
@@ -382,8 +401,12 @@ class _Loader:
         pipe_fd = self.pipe.fileno()
         self.poll.register(pipe_fd, select.EPOLLIN)
         conns = self.conns
+        keepalive = time.monotonic() + KEEPALIVE
         while self.running:
             events = self.poll.poll(0.05)
+            if time.monotonic() > keepalive:
+                keepalive = time.monotonic() + KEEPALIVE
+                self._keepalive()
             for fd, event in events:
                 if fd == pipe_fd:
                     self._command()
