@@ -83,5 +83,5 @@ async def run_rebalancer(hub: Hub) -> None:
     """Run a :class:`Rebalancer` for ``hub`` if ``max_connection_age`` is set; else return."""
     settings = hub.settings
     if settings.max_connection_age > 0:
-        rebalancer = Rebalancer(hub, settings.max_connection_age, settings.max_connection_age_jitter)
-        await rebalancer.run()
+        age, jitter = settings.max_connection_age, settings.max_connection_age_jitter
+        await Rebalancer(hub, age, jitter).run()

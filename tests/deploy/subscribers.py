@@ -1,0 +1,130 @@
+"""A crowd of SDK clients on one channel, and a publisher of numbered messages.
+
+Each subscriber is the Python SDK's :class:`~gateway.client.Client`, as a user runs it:
+it reconnects with jittered backoff and resumes from its last offset. The crowd
+records what the application sees: every message's number in arrival order, and the
+time of every ``subscribed`` (the first connect, then one per reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+
+import msgspec
+
+from gateway.client import Client, ConnectionState
+from publisher import AsyncPublisher
+from shared.protocol import Message, Subscribed
+
+__all__ = ["Crowd", "NumberedPublisher", "spread"]
+
+
+class _Subscriber:
+    def __init__(self, url: str, channel: str) -> None:
+        self.client = Client(url, [channel], backoff_base=0.1, backoff_cap=2.0)
+        self.numbers: list[int] = []
+        self.subscribed_at: list[float] = []
+        self.lost = 0  # subscribed frames saying history could not cover a gap
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        async for event in self.client:
+            if isinstance(event, Message):
+                self.numbers.append(msgspec.json.decode(event.data)["n"])
+            elif isinstance(event, Subscribed):
+                self.subscribed_at.append(time.monotonic())
+                if event.recovered is False:
+                    self.lost += 1
+
+
+class Crowd:
+    """``size`` clients of ``url`` subscribed to ``channel``."""
+
+    def __init__(self, url: str, channel: str, size: int) -> None:
+        self.subscribers = [_Subscriber(url, channel) for _ in range(size)]
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Connect everyone and wait until each has its first ``subscribed``."""
+        for sub in self.subscribers:
+            await sub.client.start()
+            sub.task = asyncio.create_task(sub.run())
+        await self.wait(lambda s: bool(s.subscribed_at), timeout, "every client subscribed")
+
+    async def wait(self, predicate: object, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(predicate(s) for s in self.subscribers):  # type: ignore[operator]
+            if time.monotonic() > deadline:
+                done = sum(1 for s in self.subscribers if predicate(s))  # type: ignore[operator]
+                raise AssertionError(f"timed out waiting for {what}: {done}/{len(self)}")
+            await asyncio.sleep(0.1)
+
+    def reconnects_between(self, start: float, end: float) -> list[float]:
+        """Times of re-subscribes (not first connects) within [start, end]."""
+        return sorted(t for s in self.subscribers for t in s.subscribed_at[1:] if start <= t <= end)
+
+    def connected(self) -> int:
+        return sum(1 for s in self.subscribers if s.client.state is ConnectionState.CONNECTED)
+
+    def __len__(self) -> int:
+        return len(self.subscribers)
+
+    async def close(self) -> None:
+        for sub in self.subscribers:
+            await sub.client.close()
+            if sub.task is not None:
+                sub.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sub.task
+
+
+class NumberedPublisher:
+    """Publishes ``{"n": 1}``, ``{"n": 2}``, ... on a channel every ``interval`` seconds."""
+
+    def __init__(self, redis_url: str, channel: str, interval: float) -> None:
+        self.redis_url = redis_url
+        self.channel = channel
+        self.interval = interval
+        self.sent = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async with AsyncPublisher(self.redis_url) as publisher:
+            while not self._stop.is_set():
+                await publisher.publish(self.channel, {"n": self.sent + 1})
+                self.sent += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.interval)
+
+    async def stop(self) -> int:
+        """Stop publishing; return how many messages went out."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        return self.sent
+
+
+def spread(times: list[float], start: float, window: float, bins: int = 10) -> dict[str, float]:
+    """How ``times`` spread over ``[start, start + window]``: first, last, p10-p90 span,
+    and the largest share that fell into any one of ``bins`` equal slices."""
+    if not times:
+        return {"count": 0, "first": 0.0, "last": 0.0, "p10_p90": 0.0, "max_bin_share": 0.0}
+    rel = [t - start for t in times]
+    deciles = statistics.quantiles(rel, n=10) if len(rel) > 1 else [rel[0]] * 9
+    width = window / bins
+    counts = [0] * bins
+    for r in rel:
+        counts[min(bins - 1, max(0, int(r / width)))] += 1
+    return {
+        "count": len(rel),
+        "first": min(rel),
+        "last": max(rel),
+        "p10_p90": deciles[-1] - deciles[0],
+        "max_bin_share": max(counts) / len(rel),
+    }
