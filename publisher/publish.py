@@ -3,6 +3,10 @@
     from publisher import Publisher
     Publisher("redis://127.0.0.1:6379/0").publish("orders.eu", {"id": 7, "state": "paid"})
 
+The URL may also name a Redis Cluster (``redis+cluster://host:port,host:port``) or a
+Sentinel-managed primary (``redis+sentinel://host:port,host:port/service``); see
+``shared/broker/redis_url.py``.
+
 ``data`` is any JSON-encodable value (msgspec Structs and dataclasses included). Each
 publish is one atomic Redis script: the message gets the channel's next offset, is kept in
 history when the channel keeps any, and goes out on pub/sub to every gateway.
@@ -14,13 +18,13 @@ import time
 from typing import Any
 
 import msgspec
-import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from shared.broker import BrokerUnavailable
 from shared.broker.base import new_epoch
-from shared.broker.scripts import PUBLISH_LUA, channel_keys, publish_args
+from shared.broker.redis_url import async_command_client, blocking_command_client, parse_redis_url
+from shared.broker.scripts import channel_keys, publish_args
 from shared.channels import check_channel
 from shared.protocol import Position
 from shared.settings import Settings
@@ -72,10 +76,9 @@ class Publisher:
 
     def __init__(self, redis_url: str | None = None, *, settings: Settings | None = None) -> None:
         self.settings = _settings(redis_url, settings)
-        self._redis = redis.Redis.from_url(
-            self.settings.redis_url, socket_connect_timeout=3, socket_timeout=5
-        )
-        self._script = self._redis.register_script(PUBLISH_LUA)
+        target = parse_redis_url(self.settings.redis_url)
+        self._redis = blocking_command_client(target, socket_connect_timeout=3, socket_timeout=5)
+        self._script = self._redis.register_script(target.publish_script)
 
     def publish(self, channel: str, data: Any) -> Position:
         """Publish ``data`` on ``channel``; return the position it was given.
@@ -106,10 +109,9 @@ class AsyncPublisher:
 
     def __init__(self, redis_url: str | None = None, *, settings: Settings | None = None) -> None:
         self.settings = _settings(redis_url, settings)
-        self._redis = aioredis.Redis.from_url(
-            self.settings.redis_url, socket_connect_timeout=3, socket_timeout=5
-        )
-        self._script = self._redis.register_script(PUBLISH_LUA)
+        target = parse_redis_url(self.settings.redis_url)
+        self._redis = async_command_client(target, socket_connect_timeout=3, socket_timeout=5)
+        self._script = self._redis.register_script(target.publish_script)
 
     async def publish(self, channel: str, data: Any) -> Position:
         """Publish ``data`` on ``channel``; see :meth:`Publisher.publish`."""
@@ -122,7 +124,14 @@ class AsyncPublisher:
 
     @property
     def redis(self) -> aioredis.Redis:
-        """The connection pool, for publishers that keep state of their own in Redis."""
+        """The client, for publishers that keep state of their own in one Redis server.
+
+        Raises:
+            TypeError: the URL names a Redis Cluster, where scripts that touch keys of
+                several channels cannot run.
+        """
+        if not isinstance(self._redis, aioredis.Redis):
+            raise TypeError("this needs one Redis server (or Sentinel), not Redis Cluster")
         return self._redis
 
     async def close(self) -> None:

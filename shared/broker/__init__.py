@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.broker.base import Broker, BrokerEventHandler, BrokerUnavailable, History, Publication
 from shared.settings import Settings
 
@@ -16,17 +18,33 @@ __all__ = [
 
 
 def create_broker(settings: Settings) -> Broker:
-    """The broker that ``settings.redis_url`` selects: ``memory://`` or a Redis URL."""
+    """The broker that ``settings.redis_url`` selects.
+
+    ``memory://`` is one process without Redis; ``redis+cluster://`` a Redis Cluster;
+    ``redis+sentinel://`` a Sentinel-managed primary; any other URL one Redis server
+    (see :mod:`shared.broker.redis_url` for the syntax).
+    """
     if settings.redis_url.startswith("memory://"):
         from shared.broker.memory import MemoryBroker
 
         return MemoryBroker()
+    from shared.broker.redis_url import parse_redis_url
+
+    kind = parse_redis_url(settings.redis_url).kind
+    options: dict[str, Any] = {
+        "prefix": settings.key_prefix,
+        "name": settings.gateway_id,
+        "probe_interval": settings.probe_interval,
+        "probe_timeout": settings.probe_timeout,
+    }
+    if kind == "cluster":
+        from shared.broker.redis_cluster import RedisClusterBroker
+
+        return RedisClusterBroker(settings.redis_url, **options)
+    if kind == "sentinel":
+        from shared.broker.redis_sentinel import SentinelBroker
+
+        return SentinelBroker(settings.redis_url, **options)
     from shared.broker.redis import RedisBroker
 
-    return RedisBroker(
-        settings.redis_url,
-        prefix=settings.key_prefix,
-        name=settings.gateway_id,
-        probe_interval=settings.probe_interval,
-        probe_timeout=settings.probe_timeout,
-    )
+    return RedisBroker(settings.redis_url, **options)

@@ -66,16 +66,19 @@ class RedisBroker:
         probe_interval: float = 5.0,
         probe_timeout: float = 10.0,
         connect_timeout: float = 3.0,
+        client: aioredis.Redis | None = None,
     ) -> None:
         self._url = url
         self._prefix = prefix
-        self._client = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=connect_timeout,
-            socket_timeout=5.0,
-            socket_keepalive=True,
-            health_check_interval=15,
-        )
+        if client is None:
+            client = aioredis.Redis.from_url(
+                url,
+                socket_connect_timeout=connect_timeout,
+                socket_timeout=5.0,
+                socket_keepalive=True,
+                health_check_interval=15,
+            )
+        self._client = client
         self._publish_script = self._client.register_script(PUBLISH_LUA)
         self._history_script = self._client.register_script(HISTORY_LUA)
         self._connect_timeout = connect_timeout
@@ -215,6 +218,10 @@ class RedisBroker:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
+    async def _link_url(self) -> str:
+        """Where the pub/sub link connects (the Sentinel broker asks its sentinels)."""
+        return self._url
+
     async def _connect(self) -> PubSubLink:
         """Open a link and subscribe the probe and every wanted channel; wait for all."""
         confirmed: set[bytes] = set()
@@ -226,7 +233,7 @@ class RedisBroker:
                 raise_later.append(reply)
 
         raise_later: list[Any] = []
-        link = await open_link(self._url, on_reply, self._connect_timeout)
+        link = await open_link(await self._link_url(), on_reply, self._connect_timeout)
         names = [self._probe_name, *(self._pubsub_name(c) for c in self._channels)]
         try:
             async with asyncio.timeout(self._connect_timeout + len(names) / 10_000):

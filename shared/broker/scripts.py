@@ -10,7 +10,14 @@ import math
 
 from shared.channels import ChannelOptions
 
-__all__ = ["HISTORY_LUA", "PUBLISH_LUA", "channel_keys", "meta_ttl", "publish_args"]
+__all__ = [
+    "HISTORY_LUA",
+    "PUBLISH_LUA",
+    "SHARDED_PUBLISH_LUA",
+    "channel_keys",
+    "meta_ttl",
+    "publish_args",
+]
 
 
 def channel_keys(prefix: str, channel: str) -> tuple[str, str, str]:
@@ -62,6 +69,11 @@ end
 redis.call('PUBLISH', KEYS[3], cmsgpack.pack({offset, epoch, ARGV[1], tonumber(ARGV[2])}))
 return {offset, epoch}
 """
+
+# The same publish for Redis Cluster: SPUBLISH keeps the message inside the shard that owns
+# the channel's slot, instead of broadcasting it over the cluster bus to every node.
+SHARDED_PUBLISH_LUA = PUBLISH_LUA.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
+assert SHARDED_PUBLISH_LUA != PUBLISH_LUA
 
 # ARGV: since offset ('' for the newest entries), limit, candidate epoch, meta_ttl
 # Returns {offset, epoch, entries}; entries oldest first after `since`, else newest first.
