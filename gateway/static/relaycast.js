@@ -61,7 +61,8 @@ export class Relaycast {
     this._connects = 0;
     this._closed = false;
     this._wake = null;
-    if (options.connect !== false) this.connect();
+    // Connect once the caller has had a chance to add listeners and subscriptions.
+    if (options.connect !== false) queueMicrotask(() => this.connect());
   }
 
   // --- public API ------------------------------------------------------------------------
@@ -142,6 +143,7 @@ export class Relaycast {
         }
         this._preferred = i;
         this._link = link;
+        link.sync(); // channels (un)subscribed while it was opening
         this.transport = link.kind;
         this.url = url;
         this.attempt = 0;
@@ -333,6 +335,9 @@ class Link {
     this.finish(1000, "closed by the client");
   }
 
+  /** Catch up with the client's channels. */
+  sync() {}
+
   /** Resolve when `ready` does, reject after the open timeout or when `failed` fires. */
   _opening(start) {
     return new Promise((resolve, reject) => {
@@ -358,6 +363,7 @@ class WebSocketLink extends Link {
 
   open() {
     const url = `${this.url.replace(/^http/, "ws")}/ws`;
+    this.sent = new Set();
     return this._opening((ready, failed) => {
       const ws = (this.ws = new WebSocket(url));
       let opened = false;
@@ -403,13 +409,21 @@ class WebSocketLink extends Link {
   }
 
   subscribe(channel) {
+    if (!this.ws || this.ws.readyState !== 1 || this.sent.has(channel)) return;
+    this.sent.add(channel);
     const since = this.client.positions.get(channel);
     this._send({ type: "subscribe", channel, ...(since && since.epoch ? { since } : {}) });
   }
 
   unsubscribe(channel) {
     this.announced.delete(channel);
-    this._send({ type: "unsubscribe", channel });
+    if (this.sent.delete(channel)) this._send({ type: "unsubscribe", channel });
+  }
+
+  sync() {
+    const wanted = new Set(this.client.channels);
+    for (const channel of [...this.sent]) if (!wanted.has(channel)) this.unsubscribe(channel);
+    for (const channel of wanted) this.subscribe(channel);
   }
 
   _stop() {
@@ -440,9 +454,14 @@ class HttpLink extends Link {
     }, 0);
   }
 
+  /** Reopen when the channels served differ from the client's. */
+  sync() {
+    if (String(this.serving || []) !== String(this.client.channels)) this._reopenSoon();
+  }
+
   _query(extra = {}) {
     const params = new URLSearchParams();
-    const channels = this.client.channels;
+    const channels = (this.serving = this.client.channels);
     for (const channel of channels) params.append("channel", channel);
     const since = this.client._cursor(channels);
     if (since) params.set("since", since);
@@ -470,12 +489,24 @@ class SSELink extends HttpLink {
     });
   }
 
+  get serving() {
+    return this.source ? this.source.channels : [];
+  }
+
+  set serving(channels) {
+    this._requested = channels; // the stream being opened; `source.channels` once open
+  }
+
   /** Open an EventSource for the current channels; it replaces the one before once open. */
   _stream(ready = () => {}, failed = null) {
     const source = new EventSource(`${this.url}/sse?${this._query()}`);
+    source.channels = this._requested;
+    if (this.pending) this.pending.close(); // superseded before it opened
+    if (this.source) this.pending = source;
     let opened = false;
     source.onopen = () => {
       opened = true;
+      if (this.pending === source) this.pending = null;
       if (this.source && this.source !== source) this.source.close();
       this.source = source;
       ready();
@@ -518,6 +549,7 @@ class SSELink extends HttpLink {
 
   _stop() {
     if (this.source) this.source.close();
+    if (this.pending) this.pending.close();
   }
 }
 
