@@ -11,7 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway import dashboard, observe
+from gateway import api, dashboard, observe
 from gateway.hub import Hub
 from gateway.rebalance import run_rebalancer
 from gateway.transports.poll import poll
@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> Starlette:
         broker = create_broker(settings)
         hub = Hub(broker, settings)
         app.state.hub = hub
+        app.state.api = api.Api(settings)
         await broker.start(hub)
         heartbeat = asyncio.create_task(hub.heartbeat(), name="relaycast-heartbeat")
         rebalance = asyncio.create_task(run_rebalancer(hub), name="relaycast-rebalance")
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> Starlette:
             rebalance.cancel()
             await hub.close()
             await broker.close()
+            await app.state.api.close()
 
     app = Starlette(
         routes=[
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/sse", sse),
             Route("/poll", poll),
             *dashboard.routes,
+            *api.routes,
         ],
         lifespan=lifespan,
     )

@@ -4,6 +4,8 @@
     relaycast gateway [--port 8000]   one gateway process
     relaycast publish CHANNEL JSON    publish one message
     relaycast tail URL CHANNEL...     print a channel's messages as JSON lines
+    relaycast metrics                 publish this host's metrics while anyone listens
+    relaycast alerts                  raise and resolve alerts from rules over the metrics
     relaycast drain [--pid 1]         drain a gateway and wait for it (a preStop hook)
     relaycast bench SCENARIO          measure gateways (fanout, idle, replay, sweep...)
 
@@ -101,6 +103,27 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return run_up(_settings(args))
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from publisher.metrics import run_metrics
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_metrics(_settings(args)))
+    return 0
+
+
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    from publisher.alert_rules import RulesError
+    from publisher.alerts import run_alerts
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_alerts(_settings(args)))
+    except RulesError as exc:
+        print(f"relaycast alerts: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from publisher.demo import run_demo
 
@@ -140,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="start Redis, a gateway and the publishers locally")
     _add_settings_flags(p, every)
     p.set_defaults(func=_cmd_up)
+
+    p = sub.add_parser("metrics", help="publish this host's metrics (psutil)")
+    _add_settings_flags(p, every)
+    p.set_defaults(func=_cmd_metrics)
+
+    p = sub.add_parser("alerts", help="raise and resolve alerts from rules over the metrics")
+    _add_settings_flags(p, every)
+    p.set_defaults(func=_cmd_alerts)
 
     p = sub.add_parser("demo", help="publish demo events continuously")
     p.add_argument("--interval", default="1.0", help="seconds between demo events")

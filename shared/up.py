@@ -36,6 +36,8 @@ def run_up(settings: Settings) -> int:
     try:
         gateway = _relaycast("gateway", "--host", settings.host, "--port", str(settings.port))
         children.append(("gateway", subprocess.Popen(gateway, env=env)))
+        children.append(("metrics publisher", subprocess.Popen(_relaycast("metrics"), env=env)))
+        children.append(("alerts publisher", subprocess.Popen(_relaycast("alerts"), env=env)))
         children.append(("demo publisher", subprocess.Popen(_relaycast("demo"), env=env)))
         base = f"http://{settings.host}:{settings.port}"
         ws = f"ws://{settings.host}:{settings.port}/ws"
@@ -46,7 +48,9 @@ def run_up(settings: Settings) -> int:
             + "".join(f"  {name:<17} pid {proc.pid}\n" for name, proc in children)
             + f"  WebSocket         {ws}\n"
             f"  health, metrics   {base}/readyz  {base}/metrics\n"
+            f"  HTTP API          {base}/api/openapi.json\n"
             f"  try               relaycast tail {ws} demo.ticks\n"
+            f"                    relaycast tail {ws} tasks.web alerts@state metrics.fleet\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )

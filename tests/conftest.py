@@ -14,6 +14,7 @@ import pytest
 
 from shared.localredis import LocalRedis, find_redis_server
 from tests.helpers import GatewayProcess, free_port
+from tests.publishers import PublisherProcess
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -49,6 +50,20 @@ def gateways(request: pytest.FixtureRequest) -> Iterator[list[GatewayProcess]]:
         if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
             for gateway in started:
                 print(f"--- log of gateway :{gateway.port} ---\n{gateway.log_tail()}")
+
+
+@pytest.fixture
+def publishers(request: pytest.FixtureRequest) -> Iterator[list[PublisherProcess]]:
+    """A list to start publisher processes into (``PublisherProcess.start(...)``)."""
+    started: list[PublisherProcess] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.kill()
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            for process in started:
+                print(f"--- log of relaycast {process.command} ---\n{process.log_text()[-4000:]}")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
