@@ -8,7 +8,11 @@ Chromium skips these tests with the command that installs it; under CI it fails 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +69,73 @@ async def page(browser: Any) -> AsyncIterator[Any]:
     finally:
         await context.close()
     assert not errors, f"uncaught exceptions in the page: {errors}"
+
+
+ALWAYS_RULE = """
+[[rules]]
+name = "always"
+metric = "processes"
+op = ">"
+threshold = 0
+severity = "critical"
+message = "Test alert on {host}: {value:.0f} processes"
+"""
+"""An alert rule that holds on any host at once."""
+
+
+class Stack:
+    """Redis, two gateways and the publisher processes, as ``relaycast up`` runs them."""
+
+    def __init__(self, redis_url: str, gateways: list[Any], tmp: Path) -> None:
+        self.redis_url = redis_url
+        self.gateways = gateways
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.env = dict(
+            os.environ,
+            RELAYCAST_REDIS_URL=redis_url,
+            RELAYCAST_METRICS_HOST="web-1",
+            RELAYCAST_METRICS_INTERVAL="0.5",
+            RELAYCAST_ALERTS_INTERVAL="0.5",
+        )
+
+    def publisher(self, command: str, **settings: str) -> subprocess.Popen[bytes]:
+        """Start ``relaycast <command>`` (``metrics``, ``alerts``...) with extra settings."""
+        env = dict(self.env, **{f"RELAYCAST_{k.upper()}": v for k, v in settings.items()})
+        log = open(self.tmp / f"{command}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", command], env=env, stdout=log, stderr=log
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def alerts(self) -> subprocess.Popen[bytes]:
+        rules = self.tmp / "rules.toml"
+        rules.write_text(ALWAYS_RULE)
+        return self.publisher("alerts", alerts_rules=str(rules))
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def stack(redis_server: Any, gateways: list[Any], tmp_path: Path) -> Iterator[Stack]:
+    """Two gateways on a private Redis, and the metrics publisher for host ``web-1``."""
+    from tests.helpers import GatewayProcess
+
+    for _ in range(2):
+        GatewayProcess.start(gateways, redis_server.url)
+    running = Stack(redis_server.url, gateways, tmp_path)
+    running.publisher("metrics")
+    try:
+        yield running
+    finally:
+        running.close()
