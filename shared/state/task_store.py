@@ -13,6 +13,8 @@ The state expires ``task_ttl`` seconds after its last change.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from typing import Any
 
@@ -40,18 +42,19 @@ __all__ = ["TaskStore", "project_channel", "state_channel", "task_channel"]
 
 # Tasks of one project kept in its index; older ones drop out (their state still expires).
 INDEX_CAP = 1000
-_RETRIES = 20
+# Attempts of one change against concurrent writers of the same task, with jittered waits.
+_ATTEMPTS = 100
 
 # KEYS: record hash, project index, then three per publish.
 # ARGV: expected version ('' = must not exist), new version ('' = publish only), state JSON,
 # ttl, task id, score, index cap, number of publishes, then six per publish.
-# Returns {1, ''} when done, {0, current version or ''} when the version did not match.
+# Returns {1, ''} when done, {0, current state JSON or ''} when the version did not match.
 _WRITE_LUA = with_publish("""
 local current = redis.call('HGET', KEYS[1], 'v')
 if ARGV[1] == '' then
-  if current then return {0, current} end
+  if current then return {0, redis.call('HGET', KEYS[1], 's')} end
 elseif current ~= ARGV[1] then
-  return {0, current or ''}
+  return {0, redis.call('HGET', KEYS[1], 's') or ''}
 end
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
@@ -123,17 +126,19 @@ class TaskStore:
             InvalidTask, InvalidTransition: the change is refused; nothing was published.
             UnknownTask: no such task. BrokerUnavailable: Redis cannot be reached.
         """
-        state = known
-        for _ in range(_RETRIES):
-            if state is None:
-                state = await self.get(project, task_id)
+        state = known or await self.get(project, task_id)
+        for attempt in range(_ATTEMPTS):
             new, event = apply(state, change, time.time())
-            ok, _current = await self._commit(
+            ok, current = await self._commit(
                 new or state, event, expected=state.version, write=new is not None
             )
             if ok:
                 return new or state
-            state = None  # changed meanwhile: read again and recompute
+            if not current:
+                raise UnknownTask(f"no task {task_id!r} in project {project!r}")
+            state = _decode_state(current)  # changed meanwhile: apply to the newer state
+            if attempt:
+                await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 20)))
         raise TaskError(f"task {task_id!r} changes too often to apply this change; retry")
 
     async def get(self, project: str, task_id: str) -> TaskState:
@@ -167,7 +172,7 @@ class TaskStore:
 
     async def _commit(
         self, state: TaskState, event: TaskEvent, *, expected: int | None, write: bool
-    ) -> tuple[bool, str]:
+    ) -> tuple[bool, bytes]:
         now = event.time
         try:
             event_json = _encode(event)
@@ -196,7 +201,7 @@ class TaskStore:
         ]
         keys = [self._record_key(project, task_id), self._index_key(project), *publishes.keys]
         ok, current = await self._call(self._write(keys=keys, args=args))
-        return bool(ok), current.decode() if isinstance(current, bytes) else str(current)
+        return bool(ok), current if isinstance(current, bytes) else b""
 
     async def _call(self, awaitable: Any) -> Any:
         try:

@@ -1,0 +1,125 @@
+"""``relaycast metrics``: a snapshot at once, then updates, and only while someone listens."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis
+
+from publisher.metrics import summarise
+from tests.helpers import GatewayProcess, open_ws, recv_json, subscribe, wait_until
+from tests.publishers import PublisherProcess
+
+FAST = {"metrics_interval": 0.2, "metrics_idle_interval": 30}
+
+
+def channel_offset(url: str, channel: str) -> int:
+    """How many messages ``channel`` has had (its position in Redis)."""
+    with redis.Redis.from_url(url) as client:
+        return int(client.hget(f"rc:{{{channel}}}:m", "o") or 0)
+
+
+def reported(url: str, host: str) -> bool:
+    with redis.Redis.from_url(url) as client:
+        return bool(client.hexists("rc:metrics:hosts", host))
+
+
+async def test_a_subscriber_gets_the_snapshot_at_once_then_updates(
+    redis_server, gateways, publishers
+):
+    gateway = GatewayProcess.start(gateways, redis_server.url)
+    PublisherProcess.start(publishers, "metrics", redis_server.url, metrics_host="box-a", **FAST)
+    await wait_until(lambda: reported(redis_server.url, "box-a"), 15, "the first sample")
+
+    ws = await open_ws(gateway.ws_url)
+    await subscribe(ws, "metrics.host.box-a")
+    first = await recv_json(ws, timeout=2)  # the newest snapshot, before any new sample
+    snapshot = first["data"]
+    assert first["channel"] == "metrics.host.box-a"
+    assert snapshot["host"] == "box-a"
+    assert 0 <= snapshot["cpu"]["percent"] <= 100
+    assert len(snapshot["cpu"]["per_core"]) == snapshot["cpu"]["count"] >= 1
+    assert snapshot["memory"]["total"] > 0 and 0 <= snapshot["memory"]["percent"] <= 100
+    assert snapshot["disk"]["mounts"] and "1m" in snapshot["load"]
+    assert snapshot["processes"] > 0 and snapshot["uptime"] > 0
+    for key in ("recv_bytes_per_s", "sent_bytes_per_s"):
+        assert snapshot["net"][key] >= 0
+
+    times = [snapshot["time"]]
+    while len(times) < 4:
+        frame = await recv_json(ws, timeout=5)
+        assert frame["offset"] > first["offset"]
+        times.append(frame["data"]["time"])
+    assert times == sorted(times) and len(set(times)) == 4
+    await ws.close()
+
+
+async def test_it_samples_rarely_while_nobody_listens_and_resumes_within_an_interval(
+    redis_server, gateways, publishers
+):
+    gateway = GatewayProcess.start(gateways, redis_server.url)
+    PublisherProcess.start(publishers, "metrics", redis_server.url, metrics_host="box-b", **FAST)
+    channel = "metrics.host.box-b"
+    await wait_until(lambda: reported(redis_server.url, "box-b"), 15, "the first sample")
+    idle_offset = channel_offset(redis_server.url, channel)
+    await asyncio.sleep(1.0)  # five intervals with nobody listening
+    assert channel_offset(redis_server.url, channel) == idle_offset
+
+    ws = await open_ws(gateway.ws_url)
+    subscribed_at = time.monotonic()
+    await subscribe(ws, channel)
+    await recv_json(ws, timeout=2)  # the stored snapshot, at once
+    fresh = await recv_json(ws, timeout=3)
+    resumed = time.monotonic() - subscribed_at
+    print(f"\nfirst fresh sample {resumed:.2f}s after subscribing (interval 0.2s)")
+    assert fresh["offset"] > idle_offset
+    assert resumed < 2.0  # one interval, plus process and loop slack on a busy machine
+
+    await ws.close()
+    await asyncio.sleep(0.6)  # the publisher notices within one interval
+    quiet = channel_offset(redis_server.url, channel)
+    await asyncio.sleep(0.8)
+    assert channel_offset(redis_server.url, channel) == quiet
+
+
+async def test_the_fleet_channel_summarises_every_host(redis_server, gateways, publishers):
+    gateway = GatewayProcess.start(gateways, redis_server.url)
+    for host in ("fleet-1", "fleet-2"):
+        PublisherProcess.start(publishers, "metrics", redis_server.url, metrics_host=host, **FAST)
+    ws = await open_ws(gateway.ws_url)
+    await subscribe(ws, "metrics.fleet")
+    deadline = time.monotonic() + 15
+    while True:
+        frame = await recv_json(ws, timeout=10)
+        hosts = {h["host"]: h for h in frame["data"]["hosts"]}
+        if {"fleet-1", "fleet-2"} <= hosts.keys():
+            break
+        assert time.monotonic() < deadline, f"fleet never listed both hosts: {frame}"
+    for summary in hosts.values():
+        assert summary["stale"] is False
+        assert 0 <= summary["cpu"] <= 100 and 0 <= summary["memory"] <= 100
+    # One fleet message per interval fleet-wide, not one per metrics process.
+    start = channel_offset(redis_server.url, "metrics.fleet")
+    await asyncio.sleep(1.2)
+    published = channel_offset(redis_server.url, "metrics.fleet") - start
+    assert 2 <= published <= 9, published  # about 6 (one per 0.2s), not 12
+    await ws.close()
+
+
+def test_the_fleet_summary_marks_silent_hosts_stale_and_skips_unreadable_ones():
+    now = 1000.0
+    fleet = summarise(
+        {
+            "fresh": b'{"time": 999.0, "interval": 5, "cpu": {"percent": 12.5}}',
+            "silent": b'{"time": 900.0, "interval": 5, "cpu": {"percent": 1}}',
+            "custom": b'{"time": 999.5, "queue": {"depth": 3}}',
+            "broken": b"not json",
+        },
+        now,
+    )
+    by_host = {h.host: h for h in fleet.hosts}
+    assert set(by_host) == {"fresh", "silent", "custom"}
+    assert by_host["fresh"].cpu == 12.5 and not by_host["fresh"].stale
+    assert by_host["silent"].stale
+    assert by_host["custom"].cpu is None and not by_host["custom"].stale
