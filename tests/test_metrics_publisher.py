@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 import redis
 
-from publisher.metrics import summarise
+from publisher.metrics import MetricsPublisher, summarise
+from shared.settings import Settings
 from tests.helpers import GatewayProcess, open_ws, recv_json, subscribe, wait_until
 from tests.publishers import PublisherProcess
+from tests.rawws import CLOSE, RawWebSocket
 
 FAST = {"metrics_interval": 0.2, "metrics_idle_interval": 30}
 
@@ -105,6 +108,38 @@ async def test_the_fleet_channel_summarises_every_host(redis_server, gateways, p
     published = channel_offset(redis_server.url, "metrics.fleet") - start
     assert 2 <= published <= 9, published  # about 6 (one per 0.2s), not 12
     await ws.close()
+
+
+async def test_a_slow_subscriber_gets_the_newest_snapshot_not_a_backlog(redis_server, gateways):
+    gateway = GatewayProcess.start(
+        gateways, redis_server.url, outbox_messages=16, outbox_bytes=128 * 1024
+    )
+    slow = await RawWebSocket.connect(gateway.port, rcvbuf=4096)
+    await slow.send_text('{"type": "subscribe", "channel": "metrics.host.slow"}')
+    await slow.read_frame()  # subscribed
+    metrics = MetricsPublisher(Settings.load({"redis_url": redis_server.url}), host="slow")
+    pad = "x" * 4000
+    published = 0
+    while published < 10_000:  # until the gateway has conflated (bounded: 40 MB)
+        await metrics.publish({"seq": published, "pad": pad})
+        published += 1
+        if published % 250 == 0 and gateway.metric("relaycast_outbox_drops_total") > 0:
+            break
+    await metrics.close()
+    assert gateway.metric("relaycast_outbox_drops_total") > 0, "never conflated"
+
+    frames, newest = 0, -1
+    while newest != published - 1:
+        opcode, payload = await slow.read_frame(timeout=10)
+        assert opcode != CLOSE, "a slow reader of a latest-value channel is not cut off"
+        frame = msgspec.json.decode(payload)
+        if frame["type"] == "message":
+            frames += 1
+            assert frame["data"]["seq"] > newest  # in order, never a step back
+            newest = frame["data"]["seq"]
+    print(f"\npublished {published} x 4 KB; the slow reader got {frames}, ending with the newest")
+    assert frames < published
+    slow.writer.close()
 
 
 def test_the_fleet_summary_marks_silent_hosts_stale_and_skips_unreadable_ones():
