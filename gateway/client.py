@@ -74,6 +74,8 @@ class Client:
         self.attempt = 0
         self.connects = 0
         self.last_close: tuple[int, str] | None = None
+        self.duplicates = 0
+        """Messages dropped because their offset was already seen (a gateway never sends any)."""
         self._backoff = (backoff_base, backoff_cap)
         self._heartbeat_timeout = heartbeat_timeout
         self._events: asyncio.Queue[ServerMessage | None] = asyncio.Queue(queue_size)
@@ -213,7 +215,8 @@ class Client:
         if isinstance(frame, Message):
             known = self.positions.get(frame.channel)
             if known is not None and frame.offset <= known.offset:
-                return  # a duplicate across a reconnect; never hand it out twice
+                self.duplicates += 1  # never hand a message out twice
+                return
             epoch = known.epoch if known is not None else ""
             self.positions[frame.channel] = Position(frame.offset, epoch)
         elif isinstance(frame, Subscribed):

@@ -21,6 +21,7 @@ import random
 
 from gateway import observe
 from gateway.frames import OutFrame, control, message
+from gateway.replay import catch_up, open_subscription
 from gateway.session import Session
 from shared.backoff import backoff_delay
 from shared.broker.base import Broker, BrokerUnavailable, Publication
@@ -234,59 +235,18 @@ class Hub:
     async def _start(
         self, session: Session, channel: str, state: _Channel, since: Position | None
     ) -> None:
-        """Send ``subscribed``, the replay a resume asks for, and open the live flow."""
+        """Send ``subscribed`` and what a resume missed; the rest of a long replay goes on
+        in the background, paced by the client (gateway/replay.py)."""
         async with state.lock:  # wait out a resync in progress
-            target, epoch = state.offset, state.epoch
+            head = Position(state.offset, state.epoch)
             snapshot = state.last
-        replay: list[OutFrame] = []
-        recovered: bool | None = None
-        after = shown = target
-        if since is None:
-            if snapshot is not None and snapshot.offset <= target:
-                replay, shown = [snapshot], snapshot.offset - 1
-        else:
-            recovered, replay, after = await self._replay(channel, state, since, target, epoch)
-            shown = since.offset if recovered else after
-            observe.RESUMES.labels("recovered" if recovered else "not_recovered").inc()
-            observe.REPLAYED.inc(len(replay))
-        subscribed = Subscribed(
-            channel=channel,
-            offset=shown,
-            epoch=epoch,
-            recovered=recovered,
-            replayed=None if since is None else len(replay),
+        behind = await open_subscription(
+            self.broker, self.settings, session, channel, state.options, head, snapshot, since
         )
-        session.activate(channel, subscribed, replay, after)
-
-    async def _replay(
-        self, channel: str, state: _Channel, since: Position, target: int, epoch: str
-    ) -> tuple[bool, list[OutFrame], int]:
-        """(recovered, messages after ``since`` up to ``target``, the client's offset after)."""
-        if since.epoch != epoch:
-            return False, [], target
-        if since.offset >= target:
-            if since.offset == target:
-                return True, [], target
-            # The client saw more than this gateway has fanned out yet (it came from a
-            # gateway further ahead): fine if the broker agrees the offset exists.
-            position = (await self.broker.history(channel, state.options)).position
-            if position.epoch == epoch and since.offset <= position.offset:
-                return True, [], since.offset
-            return False, [], target
-        if not state.options.history_size or target - since.offset > self.settings.replay_cap:
-            return False, [], target
-        frames: list[OutFrame] = []
-        cursor = since.offset
-        while cursor < target:
-            history = await self.broker.history(
-                channel, state.options, since=cursor, limit=self.settings.replay_batch
+        if behind:
+            self._spawn(
+                catch_up(self.broker, self.settings, session, channel, state.options, head.epoch)
             )
-            pubs = [p for p in history.publications if p.offset <= target]
-            if history.position.epoch != epoch or not pubs or pubs[0].offset != cursor + 1:
-                return False, [], target
-            frames.extend(message(channel, p, state.options.latest) for p in pubs)
-            cursor = pubs[-1].offset
-        return True, frames, target
 
     async def unsubscribe(self, session: Session, channel: str) -> None:
         state = self.channels.get(channel)

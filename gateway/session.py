@@ -32,7 +32,6 @@ from shared.protocol import (
     Pong,
     Position,
     Subscribe,
-    Subscribed,
     Unsubscribe,
     Unsubscribed,
     decode_client,
@@ -67,13 +66,16 @@ Command = SubscribeCommand | UnsubscribeCommand
 
 
 class _Sub:
-    """One subscription: the last offset delivered, and live frames held during replay."""
+    """One subscription: the last offset handed to the client, and live frames held while
+    the subscription catches up from history (``pending`` is None once it is live)."""
 
-    __slots__ = ("offset", "pending")
+    __slots__ = ("offset", "overflowed", "pending", "target")
 
     def __init__(self) -> None:
         self.offset = -1
+        self.target = 0  # the replay must reach this offset before going live
         self.pending: list[OutFrame] | None = []
+        self.overflowed = False
 
 
 class Session:
@@ -90,6 +92,7 @@ class Session:
         self._outbox: deque[OutFrame] = deque()
         self._outbox_bytes = 0
         self._on_ready = on_ready
+        self._drain_waiters: list[Callable[[], None]] = []
 
     # --- inbound -----------------------------------------------------------------------
 
@@ -147,38 +150,111 @@ class Session:
 
     def deliver(self, frame: OutFrame) -> None:
         """A live message for a subscribed channel (the fan-out hot path)."""
-        sub = self.subs.get(frame.channel)
+        sub = self.subs.get(frame.channel)  # type: ignore[arg-type]
         if sub is None:
             return
-        if sub.pending is not None:
-            sub.pending.append(frame)
-            if len(sub.pending) > self.limits.outbox_messages:
-                self.close(CloseCode.SLOW_CONSUMER, "too far behind during replay")
+        pending = sub.pending
+        if pending is not None:
+            if len(pending) >= self.limits.outbox_messages:
+                # Too much arrives while catching up: forget it, history has it too.
+                pending.clear()
+                sub.overflowed = True
+            pending.append(frame)
             return
         if frame.offset <= sub.offset:
             return
         sub.offset = frame.offset
         self._enqueue(frame)
 
-    def activate(
-        self, channel: str, subscribed: Subscribed, replay: list[OutFrame], offset: int
-    ) -> None:
-        """Finish a subscribe: the ``subscribed`` frame, the replay, then held live frames.
+    # --- catching up: subscribed, replay in paced batches, then live -------------------
 
-        ``offset`` is the last offset the client has after the replay; held live frames
-        at or below it are duplicates and are dropped.
+    def start(self, channel: str, subscribed: OutFrame, offset: int, target: int) -> bool:
+        """Send the ``subscribed`` frame; replayed frames follow from ``offset + 1``.
+
+        ``target`` is the channel's offset when this subscriber was registered: every
+        later message reaches the hold, so the replay must reach ``target`` at least.
+        Returns False when the subscription is gone (unsubscribed or closed meanwhile).
+        """
+        sub = self.subs.get(channel)
+        if sub is None or sub.pending is None or self.close_code is not None:
+            return False
+        sub.offset, sub.target = offset, target
+        self.send(subscribed)
+        return True
+
+    def feed(self, channel: str, frames: list[OutFrame]) -> int:
+        """Queue replayed frames (in order, above the last offset) while they fit in half
+        the outbox; returns how many were queued. The rest are read again later."""
+        sub = self.subs.get(channel)
+        if sub is None:
+            return 0
+        fed = 0
+        for frame in frames:
+            if frame.offset <= sub.offset:
+                continue
+            if not self._fits(len(frame.json), 2):
+                break
+            sub.offset = frame.offset
+            self._enqueue(frame)
+            fed += 1
+        return fed
+
+    def skip(self, channel: str, offset: int) -> None:
+        """Move on to ``offset`` without replaying what lies before (latest-value channels)."""
+        sub = self.subs.get(channel)
+        if sub is not None:
+            sub.offset = max(sub.offset, offset)
+            sub.target = min(sub.target, sub.offset)
+
+    def go_live(self, channel: str) -> bool:
+        """Switch to live delivery if the held frames join up with what was replayed.
+
+        False means history must be read further first (held frames start beyond the
+        last replayed offset, or some were forgotten).
         """
         sub = self.subs.get(channel)
         if sub is None or sub.pending is None:
-            return
-        held, sub.pending = sub.pending, None
-        sub.offset = offset
-        self.send(control(subscribed))
-        for frame in replay:
-            sub.offset = max(sub.offset, frame.offset)
-            self._enqueue(frame)
+            return True
+        held = sub.pending
+        if sub.offset < sub.target or (sub.overflowed and not held):
+            return False
+        if held and held[0].offset > sub.offset + 1:
+            return False
+        if held and not self._fits(sum(len(f.json) for f in held), 1, len(held)):
+            return False  # replay on from history until the client has read enough
+        sub.pending, sub.overflowed = None, False
         for frame in held:
             self.deliver(frame)
+        return True
+
+    def position(self, channel: str) -> int | None:
+        """The last offset handed to the client for ``channel`` (None: not subscribed)."""
+        sub = self.subs.get(channel)
+        return None if sub is None or self.close_code is not None else sub.offset
+
+    def room(self) -> int:
+        """About how many frames a replay may queue now (half the outbox is kept for live
+        traffic); 0 means wait until the client reads."""
+        limits = self.limits
+        by_count = limits.outbox_messages // 2 - len(self._outbox)
+        return max(0, by_count) if self._outbox_bytes < limits.outbox_bytes // 2 else 0
+
+    def _fits(self, size: int, share: int, count: int = 1) -> bool:
+        """Whether ``count`` frames of ``size`` bytes fit in 1/``share`` of the outbox."""
+        limits = self.limits
+        return (
+            len(self._outbox) + count <= limits.outbox_messages // share
+            and self._outbox_bytes + size <= limits.outbox_bytes // share
+        )
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the transport next empties the outbox (or on close)."""
+        self._drain_waiters.append(callback)
+
+    def _drained(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for callback in waiters:
+            callback()
 
     def restart(self, channel: str, notice: OutFrame, offset: int) -> None:
         """The channel's stream broke (``notice`` is a ``subscribed`` frame with
@@ -187,7 +263,7 @@ class Session:
         if sub is None:
             return
         if sub.pending is not None:
-            # A resume of this channel is being served from the old stream: start over.
+            # This channel is catching up from the old stream: start over.
             self.close(CloseCode.TRY_AGAIN_LATER, "channel history lost during resume")
             return
         sub.offset = offset
@@ -244,6 +320,8 @@ class Session:
         frames = list(self._outbox)
         self._outbox.clear()
         self._outbox_bytes = 0
+        if self._drain_waiters:
+            self._drained()
         return frames
 
     @property
@@ -258,4 +336,5 @@ class Session:
         self.close_reason = reason
         self._outbox.clear()
         self._outbox_bytes = 0
+        self._drained()
         self._on_ready()

@@ -79,6 +79,12 @@ class GatewayProcess:
         )
         log.close()
 
+    def restart(self) -> None:
+        """Start again on the same port with the same settings (after kill or drain)."""
+        self.kill()
+        self.spawn()
+        self.wait_ready()
+
     def get(self, path: str) -> tuple[int, str]:
         """HTTP GET; (status, body). Status 0 when nothing answers."""
         try:

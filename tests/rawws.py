@@ -71,18 +71,22 @@ class RawWebSocket:
         await self.writer.drain()
 
     async def read_frame(self, timeout: float = 10.0) -> tuple[int, bytes]:
-        """(opcode, payload) of the next server frame; (CLOSE, b"") on EOF."""
-        async with asyncio.timeout(timeout):
-            try:
+        """(opcode, payload) of the next server frame; (CLOSE, b"") on EOF.
+
+        ``timeout`` bounds the wait for a frame to start; once it has, the rest is read
+        whatever it takes (a timeout mid-frame would lose the stream's framing).
+        """
+        try:
+            async with asyncio.timeout(timeout):
                 first, second = await self.reader.readexactly(2)
-            except asyncio.IncompleteReadError:
-                return CLOSE, b""
             n = second & 0x7F
             if n == 126:
                 (n,) = struct.unpack("!H", await self.reader.readexactly(2))
             elif n == 127:
                 (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
             return first & 0x0F, await self.reader.readexactly(n)
+        except asyncio.IncompleteReadError:
+            return CLOSE, b""
 
     async def read_until_close(self, timeout: float = 30.0) -> tuple[int, int]:
         """Read everything up to the close frame: (close code, data frames read before it).

@@ -23,7 +23,9 @@ def live(session: Session, channel: str, offset: int = 0) -> None:
     assert isinstance(
         session.receive(json.dumps({"type": "subscribe", "channel": channel})), SubscribeCommand
     )
-    session.activate(channel, Subscribed(channel=channel, offset=offset, epoch="e"), [], offset)
+    subscribed = control(Subscribed(channel=channel, offset=offset, epoch="e"))
+    assert session.start(channel, subscribed, offset, offset)
+    assert session.go_live(channel)
     session.take()
 
 
@@ -37,7 +39,8 @@ def test_subscribe_returns_a_command_and_unsubscribe_confirms():
     session = Session(Limits())
     command = session.receive('{"type":"subscribe","channel":"a"}')
     assert command == SubscribeCommand("a", None)
-    session.activate("a", Subscribed(channel="a", offset=0, epoch="e"), [], 0)
+    session.start("a", control(Subscribed(channel="a", offset=0, epoch="e")), 0, 0)
+    assert session.go_live("a")
     assert session.receive('{"type":"unsubscribe","channel":"a"}') == UnsubscribeCommand("a")
     assert [f["type"] for f in frames(session)] == ["subscribed", "unsubscribed"]
 
@@ -47,8 +50,10 @@ def test_live_frames_held_during_replay_follow_it_without_duplicates():
     session.receive('{"type":"subscribe","channel":"a","since":{"offset":2,"epoch":"e"}}')
     session.deliver(pub("a", 4))  # arrives live while history is read
     session.deliver(pub("a", 5))
-    replay = [pub("a", 3), pub("a", 4)]
-    session.activate("a", Subscribed(channel="a", offset=2, epoch="e", recovered=True), replay, 4)
+    session.start("a", control(Subscribed(channel="a", offset=2, epoch="e", recovered=True)), 2, 3)
+    assert not session.go_live("a")  # held frames start at 4: offset 3 is missing
+    session.feed("a", [pub("a", 3), pub("a", 4)])
+    assert session.go_live("a")
     got = frames(session)
     assert got[0]["type"] == "subscribed"
     assert [f["offset"] for f in got[1:]] == [3, 4, 5]
@@ -113,3 +118,49 @@ def test_a_closed_session_ignores_input():
     session.close(1012, "bye")
     assert session.receive('{"type":"ping"}') is None
     assert session.take() == []
+
+
+def test_live_frames_piling_up_during_catch_up_are_left_to_history():
+    session = Session(Limits(outbox_messages=20))
+    session.receive('{"type":"subscribe","channel":"a","since":{"offset":0,"epoch":"e"}}')
+    session.start("a", control(Subscribed(channel="a", offset=0, epoch="e", recovered=True)), 0, 0)
+    for n in range(1, 31):  # more than the hold keeps: it forgets 1..20, keeps 21..30
+        session.deliver(pub("a", n))
+    assert session.close_code is None
+    session.take()
+    got = []
+    for first in (1, 11):  # the replay, in batches the outbox has room for
+        assert not session.go_live("a")
+        assert session.room() == 10
+        session.feed("a", [pub("a", n) for n in range(first, first + 10)])
+        got += [f["offset"] for f in frames(session)]
+    assert session.go_live("a")
+    got += [f["offset"] for f in frames(session)]
+    assert got == list(range(1, 31))
+
+
+def test_room_leaves_half_the_outbox_for_live_traffic_and_drain_wakes_waiters():
+    session = Session(Limits(outbox_messages=10))
+    live(session, "a")
+    assert session.room() == 5
+    for n in range(1, 6):
+        session.deliver(pub("a", n))
+    assert session.room() == 0
+    woke = []
+    session.when_drained(lambda: woke.append(True))
+    session.take()
+    assert woke == [True]
+    assert session.room() == 5
+
+
+def test_a_resume_does_not_go_live_before_reaching_the_head_it_started_from():
+    session = Session(Limits())
+    session.receive('{"type":"subscribe","channel":"a","since":{"offset":2,"epoch":"e"}}')
+    subscribed = control(Subscribed(channel="a", offset=2, epoch="e", recovered=True))
+    session.start("a", subscribed, 2, 6)  # the channel stood at 6; nothing live yet
+    session.feed("a", [pub("a", 3)])
+    assert not session.go_live("a")  # 4..6 are still to come from history
+    session.feed("a", [pub("a", n) for n in (4, 5, 6)])
+    assert session.go_live("a")
+    session.deliver(pub("a", 7))
+    assert [f["offset"] for f in frames(session)[1:]] == [3, 4, 5, 6, 7]
