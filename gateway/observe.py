@@ -66,7 +66,8 @@ GAP_FILLS = Counter(
 )
 LATENCY = Histogram(
     "relaycast_publish_to_send_seconds",
-    "Seconds from publish to the write of a frame to a client (first frame of each write)",
+    "Seconds from publish to the write of a frame to a client (the oldest frame of each batch"
+    " of writes: one write, or on WebSocket every write of one loop iteration)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,
 )

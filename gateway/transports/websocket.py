@@ -44,6 +44,44 @@ CLOSE_TIMEOUT = 5.0
 WS_PATH = "/ws"
 
 
+class _Written:
+    """What the writes sent, added to the metrics once per loop iteration.
+
+    A Prometheus counter takes a lock on every call (about 0.6 µs; 2 µs per write with
+    the histogram), and a fan-out makes one write per client. So writes add up plain
+    numbers here, and one callback after them reports the sums, with the
+    publish-to-send latency of the oldest frame written.
+    """
+
+    __slots__ = ("bytes", "frames", "loop", "oldest")
+
+    def __init__(self) -> None:
+        self.frames = self.bytes = 0
+        self.oldest = 0.0
+        self.loop: asyncio.AbstractEventLoop | None = None  # set while a report is due
+
+    def add(self, loop: asyncio.AbstractEventLoop, frames: int, size: int, first: float) -> None:
+        self.frames += frames
+        self.bytes += size
+        if first and (not self.oldest or first < self.oldest):
+            self.oldest = first
+        if self.loop is not loop:
+            self.loop = loop
+            loop.call_soon(self.report)
+
+    def report(self) -> None:
+        observe.FRAMES_SENT.inc(self.frames)
+        observe.BYTES_SENT.inc(self.bytes)
+        if self.oldest:
+            observe.LATENCY.observe(max(0.0, time.time() - self.oldest))
+        self.frames = self.bytes = 0
+        self.oldest = 0.0
+        self.loop = None
+
+
+_written = _Written()
+
+
 class WebSocketTransport(asyncio.Protocol):
     """One WebSocket connection, from handshake to close (uvicorn's ``ws`` protocol class)."""
 
@@ -190,11 +228,7 @@ class WebSocketTransport(asyncio.Protocol):
             return
         data = b"".join([f.ws for f in frames])
         transport.write(data)
-        observe.FRAMES_SENT.inc(len(frames))
-        observe.BYTES_SENT.inc(len(data))
-        first = frames[0].time
-        if first:
-            observe.LATENCY.observe(max(0.0, time.time() - first))
+        _written.add(self.loop, len(frames), len(data), frames[0].time)
 
     def _send_protocol_output(self) -> None:
         transport = self.transport
