@@ -47,9 +47,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--sources", type=int, default=4, help="source addresses 127.0.0.1..N")
     p.add_argument("--gateways", type=int, default=1, help="gateways to start")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    p.add_argument("--nice", type=int, default=0, help="priority of the processes started")
     p.add_argument("--redis-url", default=None, help="use this Redis instead of a private one")
     p.add_argument("--gateway-url", action="append", default=[], help="use this gateway (http)")
     p.add_argument("--gateway-pid", action="append", type=int, default=[], help="its pid")
+    p.add_argument(
+        "--gateway-source", default=None, help="run gateways from this source tree (A/B runs)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     p.add_argument("--record", default=None, help="append the result to this JSON-lines file")
     p.set_defaults(func=run_bench)
@@ -84,6 +88,8 @@ def run_bench(args: argparse.Namespace) -> int:
         loaders=args.loaders,
         sources=args.sources,
         pin=not args.no_pin,
+        gateway_source=args.gateway_source,
+        nice=args.nice,
     )
     params = params_from(args)
     with Rig(options) as rig:

@@ -130,6 +130,12 @@ def table(result: Mapping[str, Any]) -> str:
         )
     elif "gateway_cpu_pct" in result:
         row("gateway CPU", f"{result['gateway_cpu_pct']:.2f}% of a core")
+    if "gateway_waited_pct" in result:
+        row(
+            "gateway starved",
+            f"{result['gateway_waited_pct']:.0f}% of the time runnable but waiting for its CPU"
+            " (other work on the machine; high values make every figure unreliable)",
+        )
     if "rss_per_conn_kb" in result:
         row(
             "gateway memory",

@@ -113,15 +113,14 @@ def _stream(
     )
     pipe = rig.publisher(config)
     before = rig.metrics()
-    cpu0 = rig.gateway_cpu()
-    start_wall, start = time.time(), time.monotonic()
-    pipe.send("go")
-    published: PublishResult = pipe.recv()
-    stats = group.ask(
-        "collect", {"last": published.last, "timeout": max(10.0, params.duration)}, timeout=600
-    )
-    cpu = rig.gateway_cpu() - cpu0
-    wall = time.monotonic() - start
+    with rig.measure() as used:
+        start_wall = time.time()
+        pipe.send("go")
+        published: PublishResult = pipe.recv()
+        stats = group.ask(
+            "collect", {"last": published.last, "timeout": max(10.0, params.duration)}, 600
+        )
+    cpu, wall = used["cpu"], used["wall"]
     after = rig.metrics()
     merged = _merge(stats)
     received = merged["received"]
@@ -140,6 +139,7 @@ def _stream(
         "latency_ms": merged["latency_ms"],
         "gateway_latency_ms": report.histogram_quantiles(before, after),
         "gateway_cpu_pct": round(100 * cpu / wall, 1),
+        "gateway_waited_pct": round(100 * used["waited"] / wall, 1),
         "load_cpu_pct": round(100 * merged["load_cpu"] / wall, 1),
         "publisher_cpu_pct": round(100 * published.cpu_seconds / wall, 1),
         "broker_reconnects": after.get("relaycast_broker_reconnects_total", 0)
@@ -233,6 +233,7 @@ def idle(rig: Rig, params: Params) -> dict[str, Any]:
         result["gateway_rss_mb"] = round(rss1 / 2**20, 1)
     if rig.gateways[0].pid:
         result["gateway_cpu_pct"] = round(100 * used["cpu"] / used["wall"], 2)
+        result["gateway_waited_pct"] = round(100 * used["waited"] / used["wall"], 1)
     result["load_cpu_pct"] = round(100 * stats["load_cpu"] / used["wall"], 1)
     result["open"] = stats["open"]
     result["closes"] = stats["closes"]
@@ -280,6 +281,7 @@ def replay(rig: Rig, params: Params) -> dict[str, Any]:
             "duplicates": stats["duplicates"],
             "missing": stats["missing"],
             "gateway_cpu_pct": round(100 * used["cpu"] / used["wall"], 1),
+            "gateway_waited_pct": round(100 * used["waited"] / used["wall"], 1),
             "load_cpu_pct": round(100 * stats["load_cpu"] / used["wall"], 1),
         }
     )
