@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Coroutine
+from typing import Any
 
 from gateway import observe
 from gateway.frames import OutFrame, control, message
@@ -281,8 +283,8 @@ class Hub:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -96,7 +96,7 @@ class Session:
 
     # --- inbound -----------------------------------------------------------------------
 
-    def receive(self, data: str | bytes) -> Command | None:
+    def receive(self, data: str | bytes | bytearray | memoryview) -> Command | None:
         """Handle one inbound frame; return what the hub must do, if anything.
 
         Answers pings, and queues an :class:`~shared.protocol.Error` frame for anything

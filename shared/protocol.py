@@ -197,16 +197,18 @@ def encode(frame: Any) -> bytes:
     return _encoder.encode(frame)
 
 
-def decode_client(data: bytes | str) -> ClientMessage:
+def decode_client(data: bytes | bytearray | memoryview | str) -> ClientMessage:
     """Decode a client frame.
 
     Raises:
         msgspec.DecodeError: not JSON, or not a valid client frame (its message says why).
         UnicodeDecodeError: a string in it is not valid UTF-8.
     """
-    return _client_decoder.decode(data)
+    frame: ClientMessage = _client_decoder.decode(data)
+    return frame
 
 
 def decode_server(data: bytes | str) -> ServerMessage:
     """Decode a server frame (used by the SDKs and tests)."""
-    return _server_decoder.decode(data)
+    frame: ServerMessage = _server_decoder.decode(data)
+    return frame

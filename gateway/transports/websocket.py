@@ -110,7 +110,7 @@ class WebSocketTransport(asyncio.Protocol):
         self.close_timer: asyncio.TimerHandle | None = None
         self.commands: deque[Command] = deque()
         self.worker: asyncio.Task[None] | None = None
-        self._fragments: list[bytes] = []
+        self._fragments: list[bytes | bytearray | memoryview] = []
 
     # --- asyncio.Protocol --------------------------------------------------------------
 

@@ -273,14 +273,14 @@ class RedisBroker:
             log.info("redis pub/sub connected; %d channels subscribed", len(self._channels))
             if self._handler is not None:
                 self._handler.on_broker_state(True)
-            exc = await link.closed
+            reason = await link.closed
             self._link, self._up = None, False
             for waiter in self._pending.values():
                 if not waiter.done():
                     waiter.set_exception(BrokerUnavailable("redis pub/sub link lost"))
             if self._closing:
                 return
-            log.warning("redis pub/sub link lost (%s); reconnecting", exc or "closed by server")
+            log.warning("redis pub/sub link lost (%s); reconnecting", reason or "closed by server")
             if self._handler is not None:
                 self._handler.on_broker_state(False)
 

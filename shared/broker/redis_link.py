@@ -92,7 +92,7 @@ async def open_link(url: str, on_reply: Callable[[Reply], None], timeout: float)
     Raises:
         OSError, TimeoutError: the server cannot be reached in ``timeout`` seconds.
     """
-    opts = parse_url(url)
+    opts = parse_url(url)  # type: ignore[no-untyped-call]
     loop = asyncio.get_running_loop()
 
     def factory() -> PubSubLink:
