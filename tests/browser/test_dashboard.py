@@ -22,10 +22,12 @@ def gateway_id(gateway: GatewayProcess) -> str:
     return json.loads(gateway.get("/gateway")[1])["gateway"]  # type: ignore[no-any-return]
 
 
-async def open_dashboard(page: Any, gateway: GatewayProcess, *also: GatewayProcess) -> None:
+async def open_dashboard(
+    page: Any, gateway: GatewayProcess, *also: GatewayProcess, query: str = ""
+) -> None:
     """Load the dashboard from ``gateway`` (failing over to ``also``), following PROJECT."""
     urls = ",".join(g.url for g in (gateway, *also))
-    await page.goto(f"{gateway.url}/?projects={PROJECT}&gateways={urls}&window=5")
+    await page.goto(f"{gateway.url}/?projects={PROJECT}&gateways={urls}&window=5{query}")
     await page.wait_for_selector("#connection[data-state=connected]", timeout=15_000)
 
 
@@ -135,7 +137,8 @@ async def test_page_falls_back_when_transports_are_blocked(stack, page, blocked)
     await page.add_init_script(BLOCK_WEBSOCKET)
     if "sse" in blocked:
         await block_sse(page)
-    await open_dashboard(page, a)
+    # The blocking applies to the page, not to a shared worker: this tab connects by itself.
+    await open_dashboard(page, a, query="&share=0")
     expected = "poll" if "sse" in blocked else "sse"
     assert await page.get_attribute("#connection", "data-transport") == expected
     assert await page.get_attribute("#connection", "data-gateway") == gateway_id(a)
@@ -150,3 +153,30 @@ async def test_page_falls_back_when_transports_are_blocked(stack, page, blocked)
     assert await page.get_attribute("[data-task-id=export-3]", "data-events") == str(
         1 + 1 + 5 + 5 + 1  # queued, started, 5 x (progress, log), completed
     )
+
+
+async def test_tabs_of_the_dashboard_share_one_connection(stack, page):
+    a, _ = stack.gateways
+    tabs = [page, await page.context.new_page()]
+    for tab in tabs:
+        await open_dashboard(tab, a)
+    connections = 'relaycast_connections{transport="websocket"}'
+    assert a.metric(connections) == 1
+    await run_task(stack.redis_url, "export-4", steps=3)
+    for tab in tabs:
+        await tab.wait_for_selector("[data-task-id=export-4][data-status=completed]")
+    # The connection outlives the tab that opened it, and serves the tabs left.
+    await tabs[0].close()
+    await run_task(stack.redis_url, "export-5", steps=3)
+    await tabs[1].wait_for_selector("[data-task-id=export-5][data-status=completed]")
+    assert a.metric(connections) == 1
+    await tabs[1].close()
+    await wait_for_js_metric(a, connections, 0)
+
+
+async def wait_for_js_metric(gateway: GatewayProcess, name: str, value: float) -> None:
+    for _ in range(200):
+        if gateway.metric(name) == value:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} stayed at {gateway.metric(name)}, not {value}")

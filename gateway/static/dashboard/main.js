@@ -8,8 +8,11 @@
 //   ?hosts=a,b            hosts to chart besides those metrics.fleet lists
 //   ?window=10            minutes of metrics the charts keep
 //   ?heartbeat=45000      milliseconds of silence before the connection counts as dead
+//   ?share=0              a connection of this tab's own, instead of one shared by every
+//                         tab of the dashboard (relaycast-shared.js)
 
 import { Relaycast } from "../relaycast.js";
+import { openRelaycast } from "../relaycast-shared.js";
 import { Alerts } from "./alerts.js";
 import { Metrics } from "./metrics.js";
 import { Tasks } from "./tasks.js";
@@ -24,7 +27,7 @@ if (list("gateways").length) options.urls = list("gateways");
 if (list("transports").length) options.transports = list("transports");
 if (params.get("heartbeat")) options.heartbeatTimeout = Number(params.get("heartbeat"));
 
-const rc = new Relaycast(options);
+const rc = params.get("share") === "0" ? new Relaycast(options) : openRelaycast(options);
 showConnection(rc);
 
 new Alerts(rc);

@@ -1,0 +1,165 @@
+// relaycast-shared.js: one Relaycast connection shared by every tab of a site.
+//
+//   import { openRelaycast } from "/static/relaycast-shared.js";
+//   const rc = openRelaycast({ urls: [...] });   // same API as `new Relaycast(...)`
+//
+// The connection lives in a SharedWorker (relaycast-worker.js); each tab talks to it over
+// a MessagePort. Tabs opened with the same gateways and transports share it, and it lasts
+// while any of them is open. Where SharedWorker is missing (Chrome on Android, some
+// embedded browsers) each tab gets its own `Relaycast`, with the same API.
+//
+// One difference from a connection of your own: a tab that subscribes to a channel another
+// tab already follows is given the channel's position (`subscribed` with `shared: true`)
+// and its newest message at once, rather than nothing until the next message.
+
+import { Relaycast } from "./relaycast.js";
+
+/** A shared connection where the browser has SharedWorker, else a Relaycast of its own. */
+export function openRelaycast(options = {}) {
+  return typeof SharedWorker === "function" ? new SharedRelaycast(options) : new Relaycast(options);
+}
+
+/** The tab's side of a shared connection: the API of Relaycast, served by the worker. */
+export class SharedRelaycast {
+  constructor(options = {}) {
+    const origin = globalThis.location.origin;
+    const urls = (options.urls && options.urls.length ? options.urls : [origin]).map((u) => new URL(u, origin).origin);
+    this.options = { ...options, urls, connect: true };
+    this.state = "connecting";
+    this.attempt = 0;
+    this.reconnects = 0;
+    this.transport = null;
+    this.url = null;
+    this.gateway = null;
+    this.rtt = null;
+    this.positions = new Map();
+    this.shared = true;
+    this._channels = new Map();
+    this._listeners = new Map();
+    const key = JSON.stringify([urls, options.transports || null]);
+    const worker = new SharedWorker(new URL("./relaycast-worker.js", import.meta.url), {
+      type: "module",
+      name: `relaycast ${key}`,
+    });
+    this.port = worker.port;
+    this.port.onmessage = ({ data }) => this._receive(data);
+    this.port.start();
+    const tab = crypto.randomUUID();
+    // A lock held until the tab goes away: the worker waits on it to notice a tab that
+    // crashed. The tab says hello once it holds it, and everything else after the hello.
+    this._ready = new Promise((resolve) => {
+      if (!navigator.locks) return resolve();
+      navigator.locks.request(`relaycast-tab-${tab}`, () => {
+        resolve();
+        return new Promise(() => {});
+      });
+    });
+    this._post({ op: "hello", options: this.options, tab });
+    addEventListener("pagehide", () => this.close());
+  }
+
+  on(event, fn) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+    this._listeners.get(event).add(fn);
+    return () => this._listeners.get(event).delete(fn);
+  }
+
+  subscribe(channel, handlers, options = {}) {
+    const h = typeof handlers === "function" ? { message: handlers } : { ...handlers };
+    if (!this._channels.has(channel)) {
+      this._channels.set(channel, new Set());
+      this._post({ op: "subscribe", channel, since: options.since || null });
+    }
+    this._channels.get(channel).add(h);
+    return {
+      channel,
+      unsubscribe: () => {
+        const set = this._channels.get(channel);
+        if (set && set.delete(h) && set.size === 0) this.unsubscribe(channel);
+      },
+    };
+  }
+
+  unsubscribe(channel) {
+    if (!this._channels.delete(channel)) return;
+    this.positions.delete(channel);
+    this._post({ op: "unsubscribe", channel });
+  }
+
+  get channels() {
+    return [...this._channels.keys()];
+  }
+
+  connect() {}
+
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    this._post({ op: "bye" });
+    this.state = "disconnected";
+    this._emit("state", { state: "disconnected", attempt: 0, transport: this.transport, url: this.url });
+  }
+
+  _post(message) {
+    this._ready.then(() => this.port.postMessage(message));
+  }
+
+  _receive(message) {
+    if (this._closed) return;
+    if (message.status) Object.assign(this, message.status);
+    switch (message.ev) {
+      case "status":
+        this._emit("state", this._stateChange());
+        if (this.gateway) this._emit("gateway", this.gateway);
+        return;
+      case "state":
+        this._emit("state", message.value);
+        return;
+      case "message": {
+        const { channel, data, meta } = message;
+        const known = this.positions.get(channel);
+        if (known && meta.offset <= known.offset) return;
+        this.positions.set(channel, { offset: meta.offset, epoch: known ? known.epoch : "" });
+        this._dispatch(channel, "message", data, meta);
+        return;
+      }
+      case "subscribed":
+        this.positions.set(message.channel, { offset: message.info.offset, epoch: message.info.epoch });
+        this._dispatch(message.channel, "subscribed", message.info);
+        return;
+      case "suberror":
+        this._dispatch(message.channel, "error", message.frame);
+        return;
+      case "log":
+        console.error(message.value);
+        return;
+      default:
+        this._emit(message.ev, message.value); // gateway, rtt, error, close
+    }
+  }
+
+  _stateChange() {
+    return { state: this.state, attempt: this.attempt, transport: this.transport, url: this.url };
+  }
+
+  _emit(event, value) {
+    for (const fn of this._listeners.get(event) || []) {
+      try {
+        fn(value);
+      } catch (err) {
+        console.error("relaycast: a listener threw", err);
+      }
+    }
+  }
+
+  _dispatch(channel, kind, ...args) {
+    for (const h of this._channels.get(channel) || []) {
+      if (typeof h[kind] !== "function") continue;
+      try {
+        h[kind](...args);
+      } catch (err) {
+        console.error(`relaycast: a ${kind} handler of ${channel} threw`, err);
+      }
+    }
+  }
+}

@@ -1,0 +1,105 @@
+// relaycast-worker.js: the SharedWorker behind relaycast-shared.js. One Relaycast
+// connection serves every tab of the same origin and options: a channel is subscribed once
+// however many tabs follow it, and each frame is handed to the tabs that follow it.
+//
+// Tab -> worker: {op: "hello", options, tab}, {op: "subscribe", channel, since?},
+//                {op: "unsubscribe", channel}, {op: "bye"}
+// Worker -> tab: {ev: "status", status}, {ev: "state" | "gateway" | "rtt" | "error" | "close",
+//                value, status}, {ev: "message", channel, data, meta},
+//                {ev: "subscribed", channel, info}, {ev: "suberror", channel, frame}
+
+import { Relaycast } from "./relaycast.js";
+
+let client = null;
+const tabs = new Map(); // port -> Set of channels it follows
+const channels = new Map(); // channel -> {ports, info, last}
+
+function status() {
+  const { state, attempt, transport, url, gateway, rtt, reconnects } = client;
+  return { state, attempt, transport, url, gateway, rtt, reconnects };
+}
+
+function send(ports, message) {
+  for (const port of ports) port.postMessage(message);
+}
+
+function hello(port, options, tab) {
+  tabs.set(port, new Set());
+  if (!client) {
+    client = new Relaycast(options);
+    for (const ev of ["state", "gateway", "rtt", "error", "close"]) {
+      client.on(ev, (value) => send(tabs.keys(), { ev, value, status: status() }));
+    }
+  }
+  port.postMessage({ ev: "status", status: status() });
+  // A tab that closes without saying bye (a crash) releases its lock: forget it then.
+  if (tab && self.navigator.locks) self.navigator.locks.request(`relaycast-tab-${tab}`, () => leave(port));
+}
+
+function subscribe(port, channel, since) {
+  const mine = tabs.get(port);
+  if (!mine || mine.has(channel)) return;
+  mine.add(channel);
+  const entry = channels.get(channel);
+  if (entry) {
+    // Joining a channel another tab follows: where it stands, and its newest message.
+    entry.ports.add(port);
+    if (entry.info) port.postMessage({ ev: "subscribed", channel, info: { ...entry.info, shared: true } });
+    if (entry.last) port.postMessage({ ev: "message", channel, ...entry.last });
+    return;
+  }
+  const fresh = { ports: new Set([port]), info: null, last: null };
+  channels.set(channel, fresh);
+  client.subscribe(
+    channel,
+    {
+      message(data, meta) {
+        fresh.last = { data, meta };
+        send(fresh.ports, { ev: "message", channel, data, meta });
+      },
+      subscribed(info) {
+        fresh.info = info;
+        send(fresh.ports, { ev: "subscribed", channel, info });
+      },
+      error(frame) {
+        send(fresh.ports, { ev: "suberror", channel, frame });
+      },
+    },
+    since ? { since } : {},
+  );
+}
+
+function unsubscribe(port, channel) {
+  const mine = tabs.get(port);
+  if (mine) mine.delete(channel);
+  const entry = channels.get(channel);
+  if (!entry || !entry.ports.delete(port) || entry.ports.size) return;
+  channels.delete(channel);
+  client.unsubscribe(channel);
+}
+
+function leave(port) {
+  const mine = tabs.get(port);
+  if (!mine) return;
+  for (const channel of [...mine]) unsubscribe(port, channel);
+  tabs.delete(port);
+  if (!tabs.size && client) {
+    client.close();
+    client = null;
+  }
+}
+
+self.onconnect = (event) => {
+  const port = event.ports[0];
+  port.onmessage = ({ data }) => {
+    try {
+      if (data.op === "hello") hello(port, data.options, data.tab);
+      else if (data.op === "subscribe") subscribe(port, data.channel, data.since);
+      else if (data.op === "unsubscribe") unsubscribe(port, data.channel);
+      else if (data.op === "bye") leave(port);
+    } catch (err) {
+      port.postMessage({ ev: "log", value: `relaycast worker: ${err && err.stack ? err.stack : err}` });
+    }
+  };
+  port.start();
+};
