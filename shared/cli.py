@@ -65,7 +65,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         count = 0
-        async with Client(args.url, args.channels) as client:
+        async with Client(args.url.split(","), args.channels) as client:
             async for event in client:
                 if isinstance(event, Message):
                     line = {
@@ -150,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("tail", help="print messages of channels as JSON lines")
-    p.add_argument("url", help="gateway WebSocket URL, e.g. ws://127.0.0.1:8000/ws")
+    p.add_argument(
+        "url",
+        help="gateway WebSocket URL, e.g. ws://127.0.0.1:8000/ws; several, comma-separated,"
+        " are tried in turn on reconnect (it resumes from its last offsets on any of them)",
+    )
     p.add_argument("channels", nargs="+")
     p.add_argument("--count", type=int, default=0, help="stop after this many messages")
     p.set_defaults(func=_cmd_tail)
