@@ -59,6 +59,8 @@ export interface SubscribedInfo {
   /** On a resume, how many missed messages follow. */
   replayed: number | null;
   transport: TransportKind;
+  /** Set when a tab joined a channel another tab of a shared connection already follows. */
+  shared?: boolean;
 }
 
 /** A gateway error frame (docs/protocol.md); the connection stays open. */
