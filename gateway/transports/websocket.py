@@ -44,42 +44,50 @@ CLOSE_TIMEOUT = 5.0
 WS_PATH = "/ws"
 
 
-class _Written:
-    """What the writes sent, added to the metrics once per loop iteration.
+class _Flusher:
+    """Writes every connection with frames queued, in one callback per loop iteration.
 
-    A Prometheus counter takes a lock on every call (about 0.6 µs; 2 µs per write with
-    the histogram), and a fan-out makes one write per client. So writes add up plain
-    numbers here, and one callback after them reports the sums, with the
-    publish-to-send latency of the oldest frame written.
+    A fan-out queues a frame for each subscriber. The first frame queued for a
+    connection puts it on the ready list; one callback after the fan-out gives each ready
+    connection one write of everything it has queued, then reports what was sent to the
+    metrics once. Per connection, a callback of its own would cost about 0.7 µs of handle
+    churn per write, and three Prometheus calls (each behind a lock) 1.4 µs more.
     """
 
-    __slots__ = ("bytes", "frames", "loop", "oldest")
+    __slots__ = ("bytes", "frames", "loop", "oldest", "ready")
 
     def __init__(self) -> None:
+        self.ready: list[WebSocketTransport] = []
+        self.loop: asyncio.AbstractEventLoop | None = None  # set while a run is due
         self.frames = self.bytes = 0
         self.oldest = 0.0
-        self.loop: asyncio.AbstractEventLoop | None = None  # set while a report is due
 
-    def add(self, loop: asyncio.AbstractEventLoop, frames: int, size: int, first: float) -> None:
+    def schedule(self, transport: WebSocketTransport) -> None:
+        self.ready.append(transport)
+        if self.loop is not transport.loop:
+            self.loop = transport.loop
+            self.loop.call_soon(self.run)
+
+    def sent(self, frames: int, size: int, first: float) -> None:
         self.frames += frames
         self.bytes += size
         if first and (not self.oldest or first < self.oldest):
             self.oldest = first
-        if self.loop is not loop:
-            self.loop = loop
-            loop.call_soon(self.report)
 
-    def report(self) -> None:
-        observe.FRAMES_SENT.inc(self.frames)
-        observe.BYTES_SENT.inc(self.bytes)
+    def run(self) -> None:
+        ready, self.ready, self.loop = self.ready, [], None
+        for transport in ready:
+            transport._flush()
+        if self.frames:
+            observe.FRAMES_SENT.inc(self.frames)
+            observe.BYTES_SENT.inc(self.bytes)
         if self.oldest:
             observe.LATENCY.observe(max(0.0, time.time() - self.oldest))
         self.frames = self.bytes = 0
         self.oldest = 0.0
-        self.loop = None
 
 
-_written = _Written()
+_flusher = _Flusher()
 
 
 class WebSocketTransport(asyncio.Protocol):
@@ -211,7 +219,7 @@ class WebSocketTransport(asyncio.Protocol):
     def _schedule_flush(self) -> None:
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            _flusher.schedule(self)
 
     def _flush(self) -> None:
         self.flush_scheduled = False
@@ -228,7 +236,7 @@ class WebSocketTransport(asyncio.Protocol):
             return
         data = b"".join([f.ws for f in frames])
         transport.write(data)
-        _written.add(self.loop, len(frames), len(data), frames[0].time)
+        _flusher.sent(len(frames), len(data), frames[0].time)
 
     def _send_protocol_output(self) -> None:
         transport = self.transport
