@@ -191,7 +191,7 @@ class Client:
                 await self._handle(ws, raw)
         except TimeoutError:
             log.warning("no frame from %s within %.0fs; reconnecting", url, self._heartbeat_timeout)
-            await ws.close(1001)
+            ws.transport.abort()  # an unresponsive server gets no close handshake
         except ConnectionClosed:
             pass
         finally:

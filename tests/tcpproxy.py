@@ -20,6 +20,7 @@ class FreezingProxy:
         self._server: asyncio.Server | None = None
         self._frozen: list[asyncio.Event] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> FreezingProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -44,6 +45,7 @@ class FreezingProxy:
         except OSError:
             writer.close()
             return
+        self._writers += [writer, up_writer]
         frozen = asyncio.Event()
         self._frozen.append(frozen)
         for src, dst in ((reader, up_writer), (up_reader, writer)):
@@ -67,3 +69,6 @@ class FreezingProxy:
             self._server.close()
         for task in list(self._tasks):
             task.cancel()
+        for writer in self._writers:
+            writer.transport.abort()
+        await asyncio.sleep(0)  # let the aborts run
