@@ -70,11 +70,8 @@ def plan_cpus(pin: bool) -> tuple[list[int] | None, list[int] | None]:
 
 
 def auto_loaders(clients: int, load_cpus: list[int] | None) -> int:
-    """One load process per load CPU, or more if one process may not hold enough sockets."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    per_process = max(soft, hard if os.geteuid() == 0 else soft, 1024) - 100
-    if os.geteuid() == 0:
-        per_process = max(per_process, 1 << 20)  # root raises its own limit
+    """One load process per load CPU, or more if one may not open enough sockets."""
+    per_process = max(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]) - 100
     return max(len(load_cpus or [0]), -(-clients // per_process))
 
 
