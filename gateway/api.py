@@ -37,6 +37,7 @@ from gateway.api_schema import (
     openapi_document,
 )
 from shared.broker import BrokerUnavailable
+from shared.broker.redis_url import AsyncCommandClient, async_command_client, parse_redis_url
 from shared.channels import InvalidChannel, check_channel
 from shared.settings import Settings
 from shared.state.alerts import AlertStore, UnknownAlert
@@ -75,6 +76,7 @@ ACTIONS: dict[str, type[Any]] = {
     "cancel": Cancel,
 }
 _encoder = msgspec.json.Encoder()
+_ONE_SERVER = "{} need one Redis server or Sentinel; this gateway's Redis is a Redis Cluster"
 
 
 class Api:
@@ -84,18 +86,35 @@ class Api:
         self.settings = settings
         if not settings.api_key:
             log.warning("RELAYCAST_API_KEY is empty: the HTTP API at /api is open to anyone")
-        self.redis: aioredis.Redis | None = None
+        self.redis: AsyncCommandClient | None = None
+        self._tasks: TaskStore | None = None
+        self._alerts: AlertStore | None = None
         if not settings.redis_url.startswith("memory://"):
-            self.redis = aioredis.Redis.from_url(
-                settings.redis_url, socket_connect_timeout=3, socket_timeout=5
+            self.redis = async_command_client(
+                parse_redis_url(settings.redis_url), socket_connect_timeout=3, socket_timeout=5
             )
-            self.tasks = TaskStore(self.redis, settings)
-            self.alerts = AlertStore(self.redis, settings)
+            if isinstance(self.redis, aioredis.Redis):  # one server, or Sentinel's primary
+                self._tasks = TaskStore(self.redis, settings)
+                self._alerts = AlertStore(self.redis, settings)
 
-    def need_redis(self) -> aioredis.Redis:
+    def need_redis(self) -> AsyncCommandClient:
         if self.redis is None:
             raise _Fail(503, "unavailable", "this endpoint needs Redis; the gateway runs memory://")
         return self.redis
+
+    @property
+    def tasks(self) -> TaskStore:
+        self.need_redis()
+        if self._tasks is None:
+            raise _Fail(503, "unavailable", _ONE_SERVER.format("tasks"))
+        return self._tasks
+
+    @property
+    def alerts(self) -> AlertStore:
+        self.need_redis()
+        if self._alerts is None:
+            raise _Fail(503, "unavailable", _ONE_SERVER.format("alerts"))
+        return self._alerts
 
     async def close(self) -> None:
         if self.redis is not None:
@@ -195,13 +214,11 @@ async def _publish(request: Request, api: Api) -> Any:
 
 
 async def _create_task(request: Request, api: Api) -> Any:
-    api.need_redis()
     change = await _body(request, Create, _limit(api))
     return _json(await api.tasks.create(change), 201)
 
 
 async def _task_action(request: Request, api: Api) -> Any:
-    api.need_redis()
     action = request.path_params["action"]
     kind = ACTIONS.get(action)
     if kind is None:
@@ -212,12 +229,10 @@ async def _task_action(request: Request, api: Api) -> Any:
 
 
 async def _get_task(request: Request, api: Api) -> Any:
-    api.need_redis()
     return await api.tasks.get(request.path_params["project"], request.path_params["task_id"])
 
 
 async def _project_tasks(request: Request, api: Api) -> Any:
-    api.need_redis()
     project = request.path_params["project"]
     raw = request.query_params.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
@@ -242,12 +257,10 @@ async def _host_metrics(request: Request, api: Api) -> Any:
 
 
 async def _alerts(request: Request, api: Api) -> Any:
-    api.need_redis()
     return await api.alerts.state()
 
 
 async def _resolve_alert(request: Request, api: Api) -> Any:
-    api.need_redis()
     body = await _body(request, ResolveRequest, _limit(api))
     return await api.alerts.resolve_by_id(request.path_params["alert_id"], body.note)
 

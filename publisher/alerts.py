@@ -33,6 +33,7 @@ from publisher.alert_rules import (
     load_rules,
 )
 from shared.broker import BrokerUnavailable
+from shared.broker.redis_url import async_command_client, parse_redis_url
 from shared.settings import Settings
 from shared.state.alerts import Alert, AlertStore
 from shared.state.hosts import demand_key, read_hosts
@@ -52,10 +53,16 @@ class AlertsPublisher:
     def __init__(self, settings: Settings, rules: list[Rule]) -> None:
         self.settings = settings
         self.evaluator = Evaluator(rules)
-        self._redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=3, socket_timeout=5
-        )
-        self.store = AlertStore(self._redis, settings)
+        target = parse_redis_url(settings.redis_url)
+        if target.kind == "cluster":
+            raise ValueError(
+                "alerts need one Redis server or Sentinel: raising an alert and publishing it "
+                "is one script over keys of several channels, which Redis Cluster cannot run"
+            )
+        client = async_command_client(target, socket_connect_timeout=3, socket_timeout=5)
+        assert isinstance(client, aioredis.Redis)  # one server, or Sentinel's primary
+        self._redis = client
+        self.store = AlertStore(client, settings)
         self.raised = 0
         self.resolved = 0
 
@@ -153,6 +160,7 @@ async def run_alerts(settings: Settings, stop: asyncio.Event | None = None) -> N
 
     Raises:
         RulesError: the rules file cannot be used (before anything runs).
+        ValueError: the Redis URL names a Redis Cluster.
     """
     rules = load_rules(settings.alerts_rules) if settings.alerts_rules else default_rules()
     log.info(

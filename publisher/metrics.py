@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from publisher.publish import AsyncPublisher
 from publisher.sampler import HostSnapshot, Sampler
 from shared.broker import BrokerUnavailable
+from shared.broker.redis_url import async_command_client, parse_redis_url
 from shared.protocol import Position
 from shared.settings import Settings
 from shared.state.hosts import (
@@ -138,7 +139,11 @@ class MetricsPublisher:
         self.channel = host_channel(self.host)
         self._sampler = sampler or Sampler()
         self._publisher = AsyncPublisher(settings=settings)
-        self._redis = self._publisher.redis
+        target = parse_redis_url(settings.redis_url)
+        # Sharded subscribers (Redis Cluster) are not counted by PUBSUB NUMSUB: there the
+        # publisher cannot tell who listens, and samples at full rate.
+        self._counts_listeners = target.kind != "cluster"
+        self._redis = async_command_client(target, socket_connect_timeout=3, socket_timeout=5)
         prefix = settings.key_prefix
         self._pubsub_names = (f"{prefix}:{{{self.channel}}}", f"{prefix}:{{{FLEET_CHANNEL}}}")
         self._fleet_token = f"{self.host}:{os.getpid()}"
@@ -146,6 +151,8 @@ class MetricsPublisher:
 
     async def listeners(self) -> tuple[bool, bool]:
         """(anyone wants this host's metrics, anyone subscribes to the fleet channel)."""
+        if not self._counts_listeners:
+            return True, True
         pipe = self._redis.pipeline(transaction=False)
         pipe.pubsub_numsub(*self._pubsub_names)
         pipe.exists(demand_key(self.settings.key_prefix))
@@ -237,6 +244,7 @@ class MetricsPublisher:
 
     async def close(self) -> None:
         await self._publisher.close()
+        await self._redis.aclose()
 
 
 async def run_metrics(settings: Settings, stop: asyncio.Event | None = None) -> None:

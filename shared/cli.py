@@ -118,7 +118,7 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_alerts(_settings(args)))
-    except RulesError as exc:
+    except (RulesError, ValueError) as exc:
         print(f"relaycast alerts: {exc}", file=sys.stderr)
         return 2
     return 0

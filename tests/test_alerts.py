@@ -55,6 +55,11 @@ def alert_events(url: str) -> list[dict[str, Any]]:
         return [msgspec.json.decode(fields[b"d"]) for _, fields in client.xrange("rc:{alerts}:s")]
 
 
+def silenced(url: str) -> bool:
+    with redis.Redis.from_url(url) as client:
+        return bool(client.exists("rc:alerts:silence:queue_deep@worker-1"))
+
+
 class Feed:
     """Publishes ``queue.depth`` of worker-1 every 0.1 s, as a metrics process would."""
 
@@ -174,7 +179,10 @@ async def test_an_alert_resolved_by_hand_stays_resolved_until_its_condition_clea
 ):
     gateway = GatewayProcess.start(gateways, redis_server.url)
     PublisherProcess.start(publishers, "alerts", redis_server.url, alerts_rules=rules_file, **FAST)
-    async with Feed(redis_server.url) as feed, httpx.AsyncClient(base_url=gateway.url) as http:
+    async with (
+        Feed(redis_server.url) as feed,
+        httpx.AsyncClient(base_url=gateway.url, timeout=30) as http,
+    ):
         feed.depth = 300
         await wait_until(lambda: alert_events(redis_server.url), 10, "an alert")
         first = alert_events(redis_server.url)[0]["alert"]
@@ -188,7 +196,7 @@ async def test_an_alert_resolved_by_hand_stays_resolved_until_its_condition_clea
         assert len(alert_events(redis_server.url)) == 2
 
         feed.depth = 10  # clears: the silence ends
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: not silenced(redis_server.url), 10, "the silence to end")
         feed.depth = 300  # a new occurrence, with a new id
         await wait_until(lambda: len(alert_events(redis_server.url)) >= 3, 10, "a new alert")
         events = alert_events(redis_server.url)

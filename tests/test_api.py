@@ -32,7 +32,7 @@ async def test_with_a_key_set_every_endpoint_needs_it(redis_server, gateways):
         ("GET", "/api/alerts", None),
         ("POST", "/api/alerts/x/resolve", {}),
     ]
-    async with httpx.AsyncClient(base_url=gateway.url) as http:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}):
             for method, path, body in calls:
                 response = await http.request(method, path, json=body, headers=headers)
@@ -76,7 +76,7 @@ async def test_a_task_driven_over_http_publishes_every_change(redis_server, gate
     assert log.count("RELAYCAST_API_KEY is empty") == 1  # an open API is announced, once
     ws = await open_ws(gateway.ws_url)
     await subscribe(ws, "tasks.shop")
-    async with httpx.AsyncClient(base_url=gateway.url) as http:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
         created = await http.post(
             "/api/tasks",
             json={"project": "shop", "id": "reindex-1", "name": "Reindex", "total_steps": 2},
@@ -155,7 +155,7 @@ async def test_metrics_and_alerts_are_readable(redis_server, gateways):
     metrics = MetricsPublisher(settings, host="api-host")
     await metrics.publish(await metrics.sample(5.0))
     await metrics.close()
-    async with httpx.AsyncClient(base_url=gateway.url) as http:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
         fleet = (await http.get("/api/metrics")).json()
         assert list(fleet["hosts"]) == ["api-host"]
         one = (await http.get("/api/metrics/api-host")).json()
@@ -171,7 +171,7 @@ async def test_metrics_and_alerts_are_readable(redis_server, gateways):
 
 async def test_without_redis_the_state_endpoints_say_so(gateways):
     gateway = GatewayProcess.start(gateways, "memory://")
-    async with httpx.AsyncClient(base_url=gateway.url) as http:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
         response = await http.post("/api/tasks", json={"project": "p"})
         assert (response.status_code, error_of(response)["code"]) == (503, "unavailable")
         assert "needs Redis" in error_of(response)["message"]

@@ -34,10 +34,12 @@ async def test_a_subscriber_gets_the_snapshot_at_once_then_updates(
     gateway = GatewayProcess.start(gateways, redis_server.url)
     PublisherProcess.start(publishers, "metrics", redis_server.url, metrics_host="box-a", **FAST)
     await wait_until(lambda: reported(redis_server.url, "box-a"), 15, "the first sample")
+    stored = channel_offset(redis_server.url, "metrics.host.box-a")  # nobody listened yet
 
     ws = await open_ws(gateway.ws_url)
     await subscribe(ws, "metrics.host.box-a")
-    first = await recv_json(ws, timeout=2)  # the newest snapshot, before any new sample
+    first = await recv_json(ws)
+    assert first["offset"] == stored  # the stored snapshot at once, not a new sample
     snapshot = first["data"]
     assert first["channel"] == "metrics.host.box-a"
     assert snapshot["host"] == "box-a"
@@ -72,12 +74,12 @@ async def test_it_samples_rarely_while_nobody_listens_and_resumes_within_an_inte
     ws = await open_ws(gateway.ws_url)
     subscribed_at = time.monotonic()
     await subscribe(ws, channel)
-    await recv_json(ws, timeout=2)  # the stored snapshot, at once
-    fresh = await recv_json(ws, timeout=3)
+    assert (await recv_json(ws))["offset"] == idle_offset  # the stored snapshot, at once
+    fresh = await recv_json(ws)
     resumed = time.monotonic() - subscribed_at
-    print(f"\nfirst fresh sample {resumed:.2f}s after subscribing (interval 0.2s)")
-    assert fresh["offset"] > idle_offset
-    assert resumed < 2.0  # one interval, plus process and loop slack on a busy machine
+    print(f"\nfirst fresh sample {resumed:.2f}s after subscribing (interval 0.2s, idle 30s)")
+    assert fresh["offset"] == idle_offset + 1
+    assert resumed < 5.0  # about one interval; far below the idle interval, on a busy machine
 
     await ws.close()
     await asyncio.sleep(0.6)  # the publisher notices within one interval
@@ -106,7 +108,7 @@ async def test_the_fleet_channel_summarises_every_host(redis_server, gateways, p
     start = channel_offset(redis_server.url, "metrics.fleet")
     await asyncio.sleep(1.2)
     published = channel_offset(redis_server.url, "metrics.fleet") - start
-    assert 2 <= published <= 9, published  # about 6 (one per 0.2s), not 12
+    assert 1 <= published <= 9, published  # about 6 (one per 0.2s), not 12
     await ws.close()
 
 

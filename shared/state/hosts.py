@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from shared.broker.base import BrokerUnavailable
+from shared.broker.redis_url import AsyncCommandClient
 
 __all__ = [
     "FLEET_CHANNEL",
@@ -58,13 +58,13 @@ def fleet_lock_key(prefix: str) -> str:
     return f"{prefix}:metrics:fleet"
 
 
-async def read_hosts(redis: aioredis.Redis, prefix: str) -> dict[str, bytes]:
+async def read_hosts(redis: AsyncCommandClient, prefix: str) -> dict[str, bytes]:
     """The newest snapshot (JSON) of every host that reported."""
     raw: dict[bytes, bytes] = await _call(redis.hgetall(hosts_key(prefix)))
     return {host.decode(): value for host, value in raw.items()}
 
 
-async def read_host(redis: aioredis.Redis, prefix: str, host: str) -> bytes | None:
+async def read_host(redis: AsyncCommandClient, prefix: str, host: str) -> bytes | None:
     """The newest snapshot (JSON) of ``host``, or None."""
     value: bytes | None = await _call(redis.hget(hosts_key(prefix), host))
     return value
