@@ -27,6 +27,7 @@ class _Subscriber:
         self.client = Client(url, [channel], backoff_base=0.1, backoff_cap=2.0)
         self.numbers: list[int] = []
         self.subscribed_at: list[float] = []
+        self.closes: list[tuple[float, tuple[int, str]]] = []  # the close before each reconnect
         self.lost = 0  # subscribed frames saying history could not cover a gap
         self.task: asyncio.Task[None] | None = None
 
@@ -36,6 +37,8 @@ class _Subscriber:
                 self.numbers.append(msgspec.json.decode(event.data)["n"])
             elif isinstance(event, Subscribed):
                 self.subscribed_at.append(time.monotonic())
+                if self.client.last_close is not None and len(self.subscribed_at) > 1:
+                    self.closes.append((time.monotonic(), self.client.last_close))
                 if event.recovered is False:
                     self.lost += 1
 
@@ -64,6 +67,15 @@ class Crowd:
     def reconnects_between(self, start: float, end: float) -> list[float]:
         """Times of re-subscribes (not first connects) within [start, end]."""
         return sorted(t for s in self.subscribers for t in s.subscribed_at[1:] if start <= t <= end)
+
+    def close_codes_between(self, start: float, end: float) -> dict[tuple[int, str], int]:
+        """How many reconnects within [start, end] followed each close (code, reason)."""
+        codes: dict[tuple[int, str], int] = {}
+        for sub in self.subscribers:
+            for t, code in sub.closes:
+                if start <= t <= end:
+                    codes[code] = codes.get(code, 0) + 1
+        return codes
 
     def connected(self) -> int:
         return sum(1 for s in self.subscribers if s.client.state is ConnectionState.CONNECTED)
@@ -111,20 +123,21 @@ class NumberedPublisher:
 
 
 def spread(times: list[float], start: float, window: float, bins: int = 10) -> dict[str, float]:
-    """How ``times`` spread over ``[start, start + window]``: first, last, p10-p90 span,
-    and the largest share that fell into any one of ``bins`` equal slices."""
+    """How ``times`` (after ``start``) spread: first, last, p10-p90 span, and the largest
+    share that fell into any one slice of ``window / bins`` seconds (slices continue past
+    the window for late ones)."""
     if not times:
         return {"count": 0, "first": 0.0, "last": 0.0, "p10_p90": 0.0, "max_bin_share": 0.0}
-    rel = [t - start for t in times]
+    rel = [max(0.0, t - start) for t in times]
     deciles = statistics.quantiles(rel, n=10) if len(rel) > 1 else [rel[0]] * 9
     width = window / bins
-    counts = [0] * bins
+    counts: dict[int, int] = {}
     for r in rel:
-        counts[min(bins - 1, max(0, int(r / width)))] += 1
+        counts[int(r / width)] = counts.get(int(r / width), 0) + 1
     return {
         "count": len(rel),
         "first": min(rel),
         "last": max(rel),
         "p10_p90": deciles[-1] - deciles[0],
-        "max_bin_share": max(counts) / len(rel),
+        "max_bin_share": max(counts.values()) / len(rel),
     }

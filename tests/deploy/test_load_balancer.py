@@ -92,19 +92,27 @@ async def test_rolling_every_gateway_loses_no_message_and_spreads_reconnects(
         assert_every_message_once_in_order(crowd, sent)
         assert crowd.connected() == CLIENTS
         figures = []
-        for started, held, exited in rolls:
-            times = crowd.reconnects_between(started, started + DRAIN + 2)
-            # Closes go out over DRAIN seconds; each client then waits its backoff (< 0.2 s).
-            s = spread(times, started, DRAIN + 0.2)
+        ends = [r[0] for r in rolls[1:]] + [time.monotonic()]
+        for (started, held, exited), end in zip(rolls, ends, strict=True):
+            times = crowd.reconnects_between(started, end)
+            s = spread(times, started, DRAIN)
             # Every client of the drained gateway came back, once, through the balancer...
-            assert held > 0 and held * 0.95 <= s["count"] <= held * 1.05, (held, s)
-            # ...spread over the drain window, not in one instant.
+            codes = crowd.close_codes_between(started, end)
+            assert held > 0 and held * 0.95 <= s["count"] <= held * 1.05, (
+                held,
+                s,
+                codes,
+                end - started,
+            )
+            # ...spread over the drain window, not in one instant (at most 30% in any
+            # tenth of the window; uvicorn alone would close them all in one).
             assert s["p10_p90"] >= 0.5 * DRAIN, s
             assert s["max_bin_share"] <= 0.3, s
             assert exited <= DRAIN + 5
             figures.append(
                 f"{int(s['count'])}/{held} in {s['first']:.2f}-{s['last']:.2f}s "
-                f"(p10-p90 {s['p10_p90']:.2f}s, busiest tenth {s['max_bin_share']:.0%}, "
+                f"(p10-p90 {s['p10_p90']:.2f}s, "
+                f"busiest {DRAIN / 10:.1f}s slice {s['max_bin_share']:.0%}, "
                 f"exit {exited:.1f}s)"
             )
         report_figure(
