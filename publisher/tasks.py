@@ -22,12 +22,13 @@ nothing is published), and then written and published in one step: the event goe
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from publisher.publish import AsyncPublisher
 from shared.broker import BrokerUnavailable
@@ -156,12 +157,40 @@ class Tasks:
         await self.close()
 
 
-class _Ending:
-    """Finish a unit of work by how its ``async with`` block ended."""
+class _Unit(abc.ABC):
+    """A unit of work for an ``async with`` block: started on entry (when still queued),
+    then completed, failed or cancelled by how the block ends."""
 
-    async def _end(self, exc: BaseException | None) -> None:
-        if self._final:
-            return
+    @property
+    @abc.abstractmethod
+    def _status(self) -> TaskStatus | None:
+        """The current status (None: not known yet)."""
+
+    @abc.abstractmethod
+    async def start(self, message: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    async def complete(self, result: Any = None, message: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    async def fail(self, error: str) -> None: ...
+
+    @abc.abstractmethod
+    async def cancel(self, reason: str | None = None) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        if self._status in (None, TaskStatus.QUEUED):
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._status in FINAL:
+            return  # finished inside the block
         if exc is None:
             await self.complete()
             return
@@ -174,21 +203,8 @@ class _Ending:
             # Never hide the block's own exception behind this one.
             log.warning("could not record the end of %s: %s", self, error)
 
-    @property
-    def _final(self) -> bool:
-        raise NotImplementedError
 
-    async def complete(self, result: Any = None, message: str | None = None) -> None:
-        raise NotImplementedError
-
-    async def fail(self, error: str) -> None:
-        raise NotImplementedError
-
-    async def cancel(self, reason: str | None = None) -> None:
-        raise NotImplementedError
-
-
-class Task(_Ending):
+class Task(_Unit):
     """One task. Each method records one change and publishes its event.
 
     Raises (every method):
@@ -211,8 +227,8 @@ class Task(_Ending):
         return self.state.project
 
     @property
-    def _final(self) -> bool:
-        return self.state.status in FINAL
+    def _status(self) -> TaskStatus | None:
+        return self.state.status
 
     async def _change(self, change: Change) -> None:
         self.state = await self._store.change(self.project, self.id, change, known=self.state)
@@ -260,19 +276,6 @@ class Task(_Ending):
     async def cancel(self, reason: str | None = None) -> None:
         await self._change(Cancel(reason=reason))
 
-    async def __aenter__(self) -> Task:
-        if self.state.status is TaskStatus.QUEUED:
-            await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._end(exc)
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.project}/{self.id} {self.state.status}>"
 
@@ -300,7 +303,7 @@ class Workflow(Task):
         raise TypeError("a workflow's progress comes from its phases: use workflow.phase(name)")
 
 
-class Phase(_Ending):
+class Phase(_Unit):
     """One phase of a workflow, used like a task: ``async with workflow.phase("build")``
     starts it, and completes (or fails, or cancels) it when the block ends."""
 
@@ -313,9 +316,9 @@ class Phase(_Ending):
         return next((p for p in self.workflow.state.phases if p.name == self.name), None)
 
     @property
-    def _final(self) -> bool:
+    def _status(self) -> TaskStatus | None:
         state = self.state
-        return state is not None and state.status in FINAL
+        return None if state is None else state.status
 
     async def start(self, message: str | None = None) -> None:
         await self.workflow._change(Start(phase=self.name, message=message))
@@ -351,20 +354,6 @@ class Phase(_Ending):
 
     async def cancel(self, reason: str | None = None) -> None:
         await self.workflow._change(Cancel(phase=self.name, reason=reason))
-
-    async def __aenter__(self) -> Phase:
-        state = self.state
-        if state is None or state.status is TaskStatus.QUEUED:
-            await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._end(exc)
 
     def __repr__(self) -> str:
         return f"<Phase {self.name!r} of {self.workflow!r}>"
