@@ -175,16 +175,32 @@ class LocalCluster:
                 return node
         raise LookupError(f"no replica of :{primary.port}")
 
-    def channels_per_shard(self, per_shard: int, prefix: str, stem: str) -> list[str]:
-        """``per_shard`` channel names ``<stem>N`` for every primary's slot range."""
-        count = len(self.primaries)
-        found: dict[int, list[str]] = {i: [] for i in range(count)}
+    def move_slot(self, channel: str, to: LocalRedis, prefix: str = "rc") -> None:
+        """Migrate ``channel``'s slot, keys and all, to primary ``to`` (a live reshard)."""
+        slot = key_slot(f"{prefix}:{{{channel}}}".encode())
+        source = self.owner(channel, prefix)
+        with _client(source) as src, _client(to) as dst:
+            src_id = src.execute_command("CLUSTER", "MYID").decode()
+            dst_id = dst.execute_command("CLUSTER", "MYID").decode()
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+    def channels_per_shard(self, per_shard: int, stem: str, prefix: str = "rc") -> list[str]:
+        """``per_shard`` channel names ``<stem>N`` served by each primary, per the slot map."""
+        with _client(self.alive()[0]) as c:
+            ranges = c.execute_command("CLUSTER", "SLOTS")
+        found: dict[int, list[str]] = {int(r[2][1]): [] for r in ranges}
         n = 0
         while any(len(v) < per_shard for v in found.values()):
             name = f"{stem}{n}"
-            shard = key_slot(f"{prefix}:{{{name}}}".encode()) * count // SLOTS
-            if len(found[shard]) < per_shard:
-                found[shard].append(name)
+            slot = key_slot(f"{prefix}:{{{name}}}".encode())
+            port = next(int(r[2][1]) for r in ranges if r[0] <= slot <= r[1])
+            if len(found[port]) < per_shard:
+                found[port].append(name)
             n += 1
         return [name for names in found.values() for name in names]
 
