@@ -28,7 +28,7 @@ async def open_dashboard(
     """Load the dashboard from ``gateway`` (failing over to ``also``), following PROJECT."""
     urls = ",".join(g.url for g in (gateway, *also))
     await page.goto(f"{gateway.url}/?projects={PROJECT}&gateways={urls}&window=5{query}")
-    await page.wait_for_selector("#connection[data-state=connected]", timeout=15_000)
+    await page.wait_for_selector("#connection[data-state=connected][data-gateway]", timeout=15_000)
 
 
 async def chart_points(page: Any) -> int:
