@@ -118,6 +118,7 @@ export class Relaycast {
   close() {
     this._closed = true;
     if (this._link) this._link.close();
+    if (this._opening) this._opening.close();
     if (this._wake) this._wake();
     this._setState("disconnected");
   }
@@ -130,12 +131,14 @@ export class Relaycast {
       const url = this.urls[this._connects++ % this.urls.length];
       let end = null;
       for (let i = this._preferred; i < this.kinds.length && !this._closed; i++) {
-        const link = new LINKS[this.kinds[i]](this, url);
+        const link = (this._opening = new LINKS[this.kinds[i]](this, url));
         try {
           await link.open();
         } catch (err) {
           link.close();
           continue; // could not open: try the next transport
+        } finally {
+          this._opening = null;
         }
         if (this._closed) {
           link.close();
@@ -150,6 +153,7 @@ export class Relaycast {
         this._setState("connected");
         end = await link.ended;
         this._link = null;
+        if (this._closed) break;
         this.reconnects++;
         this._emit("close", end);
         break;
