@@ -11,7 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway import api, dashboard, observe
+from gateway import admission, api, dashboard, observe
 from gateway.hub import Hub
 from gateway.rebalance import run_rebalancer
 from gateway.transports.poll import poll
@@ -26,7 +26,12 @@ log = logging.getLogger("relaycast.gateway")
 
 def create_app(settings: Settings) -> Starlette:
     """The gateway's HTTP app. ``/ws`` is served by :mod:`gateway.transports.websocket`,
-    which uvicorn runs for WebSocket upgrades (see :mod:`gateway.server`)."""
+    which uvicorn runs for WebSocket upgrades (see :mod:`gateway.server`).
+
+    Raises:
+        SettingsError: production settings without keys, or keys that cannot be used.
+    """
+    security = admission.Security(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -39,13 +44,14 @@ def create_app(settings: Settings) -> Starlette:
         rebalance = asyncio.create_task(run_rebalancer(hub), name="relaycast-rebalance")
         log.info("gateway %s up; broker %s", settings.gateway_id, _safe_url(settings.redis_url))
         try:
-            yield {"hub": hub}
+            yield {"hub": hub, "security": security}
         finally:
             heartbeat.cancel()
             rebalance.cancel()
             await hub.close()
             await broker.close()
             await app.state.api.close()
+            await security.close()
 
     app = Starlette(
         routes=[
@@ -56,10 +62,12 @@ def create_app(settings: Settings) -> Starlette:
             Route("/poll", poll),
             *dashboard.routes,
             *api.routes,
+            *admission.routes,
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.security = security
     return app
 
 

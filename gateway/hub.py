@@ -18,10 +18,12 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 from gateway import observe
+from gateway.auth import enforce_credentials
 from gateway.frames import OutFrame, control, message
 from gateway.replay import catch_up, open_subscription
 from gateway.session import Session
@@ -289,7 +291,8 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
 
     async def heartbeat(self) -> None:
-        """Ping every session each interval; close those silent past the timeout.
+        """Ping every session each interval; close those silent past the timeout, and
+        those whose credentials ran out (:func:`gateway.auth.enforce_credentials`).
 
         A round that starts late (an overloaded loop) pings but judges no one: inbound
         frames may be sitting unread in socket buffers, and that is not the client's fault.
@@ -304,7 +307,11 @@ class Hub:
             now = loop.time()
             judge = now - due < interval / 2
             due = now + interval
+            wall = time.time()
             for session in list(self.sessions):
+                enforce_credentials(session, wall, now)  # token expiry 4003, anonymous 4501
+                if session.close_code is not None:
+                    continue
                 if judge and now - session.last_seen > timeout:
                     session.close(CloseCode.HEARTBEAT_TIMEOUT, "no frame within heartbeat timeout")
                 else:

@@ -64,6 +64,18 @@ GAP_FILLS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+LIMIT_HITS = Counter(
+    "relaycast_limit_hits",
+    "Connections refused or closed, and requests refused, by the limit they hit",
+    ["limit"],
+    registry=REGISTRY,
+)
+AUTH_REFUSALS = Counter(
+    "relaycast_auth_refusals",
+    "Tokens, tickets, origins and subscribes refused, by reason",
+    ["reason"],
+    registry=REGISTRY,
+)
 LATENCY = Histogram(
     "relaycast_publish_to_send_seconds",
     "Seconds from publish to the write of a frame to a client (the oldest frame of each batch"

@@ -78,7 +78,8 @@ def serve(settings: Settings) -> None:
         ws=WebSocketTransport,
         lifespan="on",
         log_level=settings.log_level,
-        access_log=False,
+        access_log=False,  # URLs may carry tickets; tokens never go in URLs
+        proxy_headers=False,  # whose X-Forwarded-For counts is RELAYCAST_TRUSTED_PROXIES' call
         timeout_graceful_shutdown=5,
     )
     GatewayServer(config, settings, app).run()

@@ -10,6 +10,10 @@ Every outbox is bounded by frames and bytes. When a frame would not fit, a
 latest-value channel drops its older queued frames (conflation), and any other channel
 closes the session with 4001 (slow consumer): the client reconnects and resumes from
 history, so nothing is lost and the gateway's memory stays bounded.
+
+Access control is the transport's :class:`~gateway.auth.Guard`'s: the session asks it to
+verify ``auth``/``refresh`` tokens and to allow each subscribe, and spends a token bucket
+of inbound frames (4029 when empty) with the clock readings the transport passes in.
 """
 
 from __future__ import annotations
@@ -22,22 +26,26 @@ from dataclasses import dataclass
 import msgspec
 
 from gateway import observe
+from gateway.auth import DENIED, Grant, Guard, take_token
 from gateway.frames import OutFrame, control
+from gateway.limits import TokenBucket
 from shared.channels import is_valid_channel
 from shared.protocol import (
+    Auth,
     CloseCode,
     Error,
     ErrorCode,
     Ping,
     Pong,
     Position,
+    Refresh,
     Subscribe,
     Unsubscribe,
     Unsubscribed,
     decode_client,
 )
 
-__all__ = ["Limits", "Session", "SubscribeCommand", "UnsubscribeCommand"]
+__all__ = ["Limits", "RevokeCommand", "Session", "SubscribeCommand", "UnsubscribeCommand"]
 
 _ids = itertools.count(1)
 
@@ -49,6 +57,9 @@ class Limits:
     max_subscriptions: int = 100
     outbox_messages: int = 1024
     outbox_bytes: int = 4 * 1024 * 1024
+    frame_rate: float = 0.0
+    """Inbound frames per second on average (0: no limit); ``frame_burst`` at once."""
+    frame_burst: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +73,14 @@ class UnsubscribeCommand:
     channel: str
 
 
-Command = SubscribeCommand | UnsubscribeCommand
+@dataclass(frozen=True, slots=True)
+class RevokeCommand:
+    """Leave these channels: a refreshed token no longer covers them."""
+
+    channels: tuple[str, ...]
+
+
+Command = SubscribeCommand | UnsubscribeCommand | RevokeCommand
 
 
 class _Sub:
@@ -81,7 +99,13 @@ class _Sub:
 class Session:
     """Protocol state of one connection."""
 
-    def __init__(self, limits: Limits, on_ready: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        on_ready: Callable[[], None] = lambda: None,
+        guard: Guard | None = None,
+        grant: Grant | None = None,
+    ) -> None:
         self.id = next(_ids)
         self.limits = limits
         self.subs: dict[str, _Sub] = {}
@@ -89,6 +113,15 @@ class Session:
         self.close_reason = ""
         self.last_seen = 0.0
         """When the client last sent anything (the transport's clock; read by the heartbeat)."""
+        self.opened = 0.0
+        """When the connection opened (the transport's clock; for the authentication deadline)."""
+        self.guard = guard
+        """The access policy; None leaves every channel open (tools and unit tests)."""
+        self.grant = grant
+        """What the connection's token allows; None while it is anonymous."""
+        self._bucket = (
+            TokenBucket(limits.frame_rate, limits.frame_burst) if limits.frame_rate > 0 else None
+        )
         self._outbox: deque[OutFrame] = deque()
         self._outbox_bytes = 0
         self._on_ready = on_ready
@@ -96,13 +129,17 @@ class Session:
 
     # --- inbound -----------------------------------------------------------------------
 
-    def receive(self, data: str | bytes | bytearray | memoryview) -> Command | None:
+    def receive(
+        self, data: str | bytes | bytearray | memoryview, now: float | None = None
+    ) -> Command | None:
         """Handle one inbound frame; return what the hub must do, if anything.
 
         Answers pings, and queues an :class:`~shared.protocol.Error` frame for anything
-        that is not a valid request; the connection stays open either way.
+        that is not a valid request; the connection stays open either way. ``now`` is the
+        transport's clock when the frame arrived, for the frame-rate limit (None: a frame
+        the gateway made itself, not counted).
         """
-        if self.close_code is not None:
+        if self.close_code is not None or (now is not None and not self.spend(now)):
             return None
         try:
             frame = decode_client(data)
@@ -123,7 +160,24 @@ class Session:
                     return None
                 self.send(control(Unsubscribed(channel=channel)))
                 return UnsubscribeCommand(channel)
+            case Auth(token=token) | Refresh(token=token):
+                return self.authenticate(token)
         return None
+
+    def spend(self, now: float) -> bool:
+        """Count one inbound frame (any frame, fragments and control frames too) against
+        the frame rate; False, and the session closes with 4029, when over it."""
+        if self._bucket is None or self._bucket.take(now):
+            return True
+        observe.LIMIT_HITS.labels("frame_rate").inc()
+        self.close(CloseCode.RATE_LIMITED, "too many frames; slow down")
+        return False
+
+    def authenticate(self, token: str) -> Command | None:
+        """Take ``token``'s grant (:func:`gateway.auth.take_token`: a refused token closes
+        the session); leave the channels it no longer covers."""
+        revoked = take_token(self, token)
+        return RevokeCommand(revoked) if revoked else None
 
     def _subscribe(self, channel: str, since: Position | None) -> Command | None:
         if not is_valid_channel(channel):
@@ -136,7 +190,12 @@ class Session:
         if channel in self.subs:
             self.send_error(ErrorCode.ALREADY_SUBSCRIBED, "already subscribed", channel)
             return None
+        denied = self.guard.check(self.grant, channel) if self.guard is not None else None
+        if denied is not None:
+            self.send_error(denied, DENIED[denied], channel)
+            return None
         if len(self.subs) >= self.limits.max_subscriptions:
+            observe.LIMIT_HITS.labels("subscriptions").inc()
             self.send_error(
                 ErrorCode.TOO_MANY_SUBSCRIPTIONS,
                 f"at most {self.limits.max_subscriptions} subscriptions per connection",

@@ -10,11 +10,13 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import msgspec
 
 __all__ = [
     "DEFAULT_NAMESPACES",
+    "Access",
     "ChannelOptions",
     "InvalidChannel",
     "Namespaces",
@@ -24,6 +26,11 @@ __all__ = [
 
 Channel = str
 """A validated channel name."""
+
+Access = Literal["public", "authenticated", "claims"]
+"""Who may subscribe to a channel (in production; in development, anyone):
+``public`` anyone, ``authenticated`` any valid token, ``claims`` a token whose
+``channels`` patterns match the channel's name."""
 
 _NAME = re.compile(r"[A-Za-z0-9_\-.:@]{1,128}")
 
@@ -62,12 +69,15 @@ class ChannelOptions(msgspec.Struct, frozen=True, kw_only=True):
             message at once, and a slow client gets the newest value instead of a
             backlog. Otherwise the channel is ordered: a client too slow to keep up is
             disconnected with close code 4001 and resumes from history.
+        access: who may subscribe (:data:`Access`); ``claims``, the default, needs a token
+            that names the channel. Applies in production mode only.
     """
 
     pattern: str
     history_size: int = 1000
     history_ttl: float = 600.0
     latest: bool = False
+    access: Access = "claims"
 
     def __post_init__(self) -> None:
         if self.history_size < 0:

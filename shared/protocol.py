@@ -3,9 +3,11 @@
 This module is the single source of truth for the protocol; docs/protocol.md describes
 the same frames for people. Frames are JSON objects tagged by their ``type`` field.
 
-Client → server: :class:`Subscribe`, :class:`Unsubscribe`, :class:`Ping`, :class:`Pong`.
+Client → server: :class:`Subscribe`, :class:`Unsubscribe`, :class:`Ping`, :class:`Pong`,
+:class:`Auth`, :class:`Refresh`.
 Server → client: :class:`Subscribed`, :class:`Unsubscribed`, :class:`Message`,
-:class:`Ping`, :class:`Pong`, :class:`Error`, and close codes from :class:`CloseCode`.
+:class:`Ping`, :class:`Pong`, :class:`Authenticated`, :class:`Error`, and close codes
+from :class:`CloseCode`.
 
 Evolution rules: new fields get defaults; existing fields never change type.
 """
@@ -19,6 +21,8 @@ import msgspec
 
 __all__ = [
     "RECONNECT_CLOSE_CODES",
+    "Auth",
+    "Authenticated",
     "ClientMessage",
     "CloseCode",
     "Error",
@@ -27,6 +31,7 @@ __all__ = [
     "Ping",
     "Pong",
     "Position",
+    "Refresh",
     "ServerMessage",
     "Subscribe",
     "Subscribed",
@@ -82,7 +87,27 @@ class Pong(_Frame):
     id: int | None = None
 
 
-ClientMessage = Subscribe | Unsubscribe | Ping | Pong
+class Auth(_Frame):
+    """Present a connection token (a JWT): channels that need one become readable.
+
+    Answered with :class:`Authenticated`; a refused token closes the connection (4003
+    expired, 4501 otherwise). The token never appears in a URL, so never in access logs.
+    """
+
+    token: str
+
+
+class Refresh(_Frame):
+    """Replace the connection's token with a fresh one of the same user before it expires.
+
+    Answered with :class:`Authenticated`. Subscriptions the new token no longer covers
+    end with ``unsubscribed`` (reason ``permission_denied``).
+    """
+
+    token: str
+
+
+ClientMessage = Subscribe | Unsubscribe | Ping | Pong | Auth | Refresh
 
 
 # --- server → client -------------------------------------------------------------------
@@ -135,6 +160,9 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     """The broker cannot be reached right now; try again."""
     PERMISSION_DENIED = "permission_denied"
+    """The connection's token does not cover this channel."""
+    UNAUTHORIZED = "unauthorized"
+    """This channel needs a token, and the connection has presented none: send ``auth``."""
 
 
 class Error(_Frame, kw_only=True):
@@ -145,7 +173,15 @@ class Error(_Frame, kw_only=True):
     channel: str | None = None
 
 
-ServerMessage = Subscribed | Unsubscribed | Message | Ping | Pong | Error
+class Authenticated(_Frame, kw_only=True):
+    """A token was accepted: the connection acts for ``user`` until ``expires`` (Unix
+    seconds), unless a :class:`Refresh` comes first."""
+
+    user: str
+    expires: int | None = None
+
+
+ServerMessage = Subscribed | Unsubscribed | Message | Ping | Pong | Authenticated | Error
 
 
 # --- close codes -----------------------------------------------------------------------
@@ -173,11 +209,13 @@ class CloseCode(enum.IntEnum):
     CONNECTION_AGED = 4002
     """The connection reached its maximum age: reconnect so load rebalances."""
     TOKEN_EXPIRED = 4003
-    """The connection's token expired without refresh: fetch a new token, reconnect."""
+    """The connection's token expired (or was expired when presented): fetch a new token,
+    reconnect."""
     RATE_LIMITED = 4029
     """The client sent frames faster than allowed."""
     UNAUTHORIZED = 4501
-    """The connection's credentials were refused."""
+    """The connection's token was refused (bad signature, algorithm, audience, issuer or
+    claims), or it stayed anonymous with no subscription past the authentication deadline."""
     PROTOCOL_VIOLATION = 4502
     """The client kept sending frames that are not the protocol."""
 

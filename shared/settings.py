@@ -39,6 +39,10 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     gateway_id: str = ""
     """Name of this gateway in logs, metrics and the dashboard (default: host:port:pid)."""
     log_level: str = "info"
+    mode: str = "production"
+    """``production``: channels need tokens as their namespace says, and the gateway refuses
+    to start without token keys and an API key. ``development`` (what ``relaycast up``
+    runs): anyone may read every channel, said loudly at start."""
 
     max_frame_bytes: int = 65536
     """Largest inbound WebSocket frame; a larger one closes the connection with 1009."""
@@ -80,6 +84,42 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
 
     api_key: str = ""
     """Bearer key the HTTP API (``/api/...``) requires; empty leaves it open (development)."""
+
+    token_secret: str = ""
+    """HS256 key of connection tokens (at least 32 bytes); empty: no HS256 tokens."""
+    token_public_key: str = ""
+    """RS256 or ES256 (P-256) public key of connection tokens: PEM text, or a PEM file's path."""
+    token_jwks_file: str = ""
+    """Path of a JWKS file (JSON) of RS256/ES256 token keys, chosen by the token's ``kid``."""
+    token_algorithms: str = "HS256,RS256,ES256"
+    """Token algorithms accepted (any of HS256, RS256, ES256; never ``none``), comma-separated."""
+    token_audience: str = "relaycast"
+    """The ``aud`` a token must carry; empty accepts tokens without one."""
+    token_issuer: str = ""
+    """The ``iss`` a token must carry; empty does not check it."""
+    token_leeway: float = 5.0
+    """Seconds of clock skew allowed when checking a token's ``exp``, ``nbf`` and ``iat``."""
+    ticket_ttl: float = 30.0
+    """Seconds a ticket (``POST /auth/ticket``, for SSE and polling) stays usable, once."""
+    auth_timeout: float = 10.0
+    """Production: seconds a connection may stay anonymous with no subscription (then 4501)."""
+    allowed_origins: str = ""
+    """Browser origins allowed to connect (``https://app.example.com``, ``https://*.example.com``,
+    ``*``), comma-separated. Empty: the gateway's own origin in production, any in development."""
+    trusted_proxies: str = ""
+    """Addresses or networks (CIDR) of proxies whose ``X-Forwarded-For`` names the client."""
+    max_connections: int = 20000
+    """Connections one gateway holds (all transports); beyond, new ones get 503. 0: no limit."""
+    max_connections_per_address: int = 0
+    """Connections from one client address; beyond, 429. 0: no limit (set it with
+    ``trusted_proxies`` behind a load balancer, or every client shares its address)."""
+    handshake_rate: float = 1000.0
+    """WebSocket upgrades and SSE streams one gateway opens per second (a second's worth may
+    come at once); beyond, 429. 0: no limit."""
+    frame_rate: float = 50.0
+    """Frames per second one connection may send on average; beyond, close 4029. 0: no limit."""
+    frame_burst: int = 300
+    """Frames one connection may send at once before ``frame_rate`` applies."""
     task_ttl: float = 86400.0
     """Seconds a task's state is kept in Redis after its last change."""
     metrics_host: str = ""
@@ -124,6 +164,19 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             raise SettingsError(f"{ENV_PREFIX}DRAIN_SECONDS must be >= 0")
         if self.max_connection_age < 0:
             raise SettingsError(f"{ENV_PREFIX}MAX_CONNECTION_AGE must be >= 0 (0: off)")
+        for name in ("max_connections", "max_connections_per_address", "handshake_rate"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be >= 0 (0: no limit)")
+        if self.frame_rate < 0 or self.frame_burst < 1:
+            raise SettingsError(
+                f"{ENV_PREFIX}FRAME_RATE must be >= 0 (0: no limit) and FRAME_BURST >= 1"
+            )
+        if self.mode not in ("production", "development"):
+            raise SettingsError(f"{ENV_PREFIX}MODE must be production or development")
+        if self.token_leeway < 0 or self.ticket_ttl <= 0 or self.auth_timeout < 0:
+            raise SettingsError(
+                f"{ENV_PREFIX}TOKEN_LEEWAY and AUTH_TIMEOUT must be >= 0, TICKET_TTL > 0"
+            )
         if not 0 <= self.max_connection_age_jitter < 1:
             raise SettingsError(f"{ENV_PREFIX}MAX_CONNECTION_AGE_JITTER must be in [0, 1)")
         if not self.gateway_id:

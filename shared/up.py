@@ -24,6 +24,7 @@ def run_up(settings: Settings) -> int:
     env = dict(os.environ)
     env["RELAYCAST_REDIS_URL"] = redis.url
     env.setdefault("RELAYCAST_DRAIN_SECONDS", "1")
+    env.setdefault("RELAYCAST_MODE", "development")  # anonymous access; the gateway warns too
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False
 

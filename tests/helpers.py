@@ -69,6 +69,8 @@ class GatewayProcess:
         env.update({f"RELAYCAST_{k.upper()}": str(v) for k, v in self.settings.items()})
         env["RELAYCAST_REDIS_URL"] = self.redis_url
         env.setdefault("RELAYCAST_LOG_LEVEL", "info")
+        # Gateways default to production, which needs keys; tests/security passes mode=production.
+        env.setdefault("RELAYCAST_MODE", "development")
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "gateway", "--port", str(self.port)],

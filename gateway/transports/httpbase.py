@@ -21,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive
 
 from gateway import observe
+from gateway.admission import Entry
 from gateway.frames import OutFrame
 from gateway.hub import Hub
 from gateway.session import Limits, Session, SubscribeCommand
@@ -54,11 +55,13 @@ def _bad_request(message: str) -> Response:
 class HttpSession:
     """One HTTP request's :class:`Session`, attached to the hub while the request lasts.
 
+    ``entry`` is the request's admission (:func:`gateway.admission.admit_http`): its
+    credentials decide each subscribe, and it is released when the session ends.
     Use as an async context manager; :attr:`wake` is set whenever the session has
     frames to take, is closed, or the client went away (:attr:`gone`).
     """
 
-    def __init__(self, hub: Hub, transport: str, receive: Receive) -> None:
+    def __init__(self, hub: Hub, transport: str, receive: Receive, entry: Entry) -> None:
         settings = hub.settings
         self.hub = hub
         self.transport = transport
@@ -71,8 +74,11 @@ class HttpSession:
                 outbox_bytes=settings.outbox_bytes,
             ),
             on_ready=self.wake.set,
+            guard=entry.guard,
+            grant=entry.grant,
         )
-        self.session.last_seen = self.loop.time()
+        self.session.last_seen = self.session.opened = self.loop.time()
+        self.entry = entry
         self.gone = False
         self._receive = receive
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,6 +102,7 @@ class HttpSession:
                 await task
         await self.hub.detach(self.session)
         observe.CONNECTIONS.labels(self.transport).dec()
+        self.entry.release()
 
     async def _watch(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":

@@ -28,6 +28,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from gateway.admission import admit_http
 from gateway.frames import OutFrame
 from gateway.hub import Hub
 from gateway.transports.httpbase import CORS, HttpSession, read_query
@@ -53,10 +54,13 @@ async def poll(request: Request) -> Response:
         return PlainTextResponse("wait must be a number of seconds\n", 400, headers=CORS)
     if hub.draining:
         return PlainTextResponse("gateway draining; poll another\n", 503, headers=CORS)
+    entry = await admit_http(request.app.state.security, request, handshake=False)
+    if isinstance(entry, Response):
+        return entry  # origin (403), limits (429/503) or credentials (401) refused
 
     frames: list[OutFrame] = []
     close: dict[str, object] | None = None
-    async with HttpSession(hub, "poll", request.receive) as http:
+    async with HttpSession(hub, "poll", request.receive, entry) as http:
         session = http.session
         subscribing = http.subscribe(cursor)
         deadline = http.loop.time() + wait

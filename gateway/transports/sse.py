@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.admission import Entry, admit_http
 from gateway.hub import Hub
 from gateway.transports.cursor import Cursor
 from gateway.transports.httpbase import CORS, HttpSession, read_query
@@ -60,19 +61,23 @@ async def sse(request: Request) -> Response | EventStream:
         return PlainTextResponse(
             "gateway draining; connect to another\n", status_code=503, headers=CORS
         )
-    return EventStream(hub, query[1])
+    entry = await admit_http(request.app.state.security, request)  # origin, limits, token
+    if isinstance(entry, Response):
+        return entry
+    return EventStream(hub, query[1], entry)
 
 
 class EventStream:
     """The streaming response of one ``/sse`` request (an ASGI app)."""
 
-    def __init__(self, hub: Hub, cursor: Cursor) -> None:
+    def __init__(self, hub: Hub, cursor: Cursor, entry: Entry) -> None:
         self.hub = hub
         self.cursor = cursor
+        self.entry = entry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.hub.settings
-        async with HttpSession(self.hub, "sse", receive) as http:
+        async with HttpSession(self.hub, "sse", receive, self.entry) as http:
             session, cursor = http.session, self.cursor
             loop = http.loop
 

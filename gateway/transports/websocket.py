@@ -28,8 +28,10 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from gateway import observe
+from gateway.admission import Entry, Security, admit_websocket, select_subprotocol
 from gateway.hub import Hub
-from gateway.session import Command, Limits, Session, SubscribeCommand
+from gateway.limits import Refusal
+from gateway.session import Command, Limits, Session, SubscribeCommand, UnsubscribeCommand
 
 __all__ = ["WebSocketTransport"]
 
@@ -101,15 +103,24 @@ class WebSocketTransport(asyncio.Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.hub: Hub = app_state["hub"]
+        self.security: Security = app_state["security"]
         self.loop = _loop or asyncio.get_running_loop()
         self.server_state = server_state
         settings = self.hub.settings
-        self.conn = ServerProtocol(max_size=settings.max_frame_bytes, logger=_protocol_log)
+        self.conn = ServerProtocol(
+            max_size=settings.max_frame_bytes,
+            logger=_protocol_log,
+            select_subprotocol=select_subprotocol,  # type: ignore[arg-type]
+        )
         self.limits = Limits(
             max_subscriptions=settings.max_subscriptions,
             outbox_messages=settings.outbox_messages,
             outbox_bytes=settings.outbox_bytes,
+            frame_rate=settings.frame_rate,
+            frame_burst=settings.frame_burst,
         )
+        self.peer = ""
+        self.entry: Entry | None = None  # admitted by gateway/admission.py
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.paused = False
@@ -126,6 +137,8 @@ class WebSocketTransport(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.server_state.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) else ""
 
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data)
@@ -134,6 +147,10 @@ class WebSocketTransport(asyncio.Protocol):
                 self._handshake(event)
             elif isinstance(event, Frame) and self.session is not None:
                 self._frame(self.session, event)
+        close = self.conn.close_sent
+        if close is not None and close.code == 1009 and not self.closing:
+            self.closing = True  # the protocol refused an oversized frame and closes
+            observe.LIMIT_HITS.labels("frame_size").inc()
         self._send_protocol_output()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -142,6 +159,8 @@ class WebSocketTransport(asyncio.Protocol):
             self.close_timer.cancel()
         session, self.session = self.session, None
         self.transport = None
+        if self.entry is not None:
+            self.entry.release()
         if session is not None:
             observe.CONNECTIONS.labels("websocket").dec()
             if session.close_code is None:
@@ -166,29 +185,48 @@ class WebSocketTransport(asyncio.Protocol):
         elif self.hub.draining:
             response = self.conn.reject(503, "Gateway draining; connect to another\n")
         else:
-            response = self.conn.accept(request)
+            # Origin (403), handshake rate and connection limits (429/503), the token.
+            admitted = admit_websocket(self.security, request, self.peer)
+            if isinstance(admitted, Refusal):
+                response = self.conn.reject(admitted.status, admitted.text + "\n")
+                if admitted.status != 403:
+                    response.headers["Retry-After"] = "1"
+            else:
+                self.entry = admitted
+                response = self.conn.accept(request)
         self.conn.send_response(response)
         if response.status_code != 101:
+            if self.entry is not None:
+                self.entry.release()
             return
-        self.session = Session(self.limits, on_ready=self._schedule_flush)
-        self.session.last_seen = self.loop.time()
-        self.hub.attach(self.session)
+        session = self.session = Session(
+            self.limits, on_ready=self._schedule_flush, guard=self.security.guard
+        )
+        session.last_seen = session.opened = self.loop.time()
+        self.hub.attach(session)
         observe.CONNECTIONS.labels("websocket").inc()
+        if self.entry is not None and self.entry.token:
+            token, self.entry.token = self.entry.token, ""
+            session.authenticate(token)  # a refused token closes with 4003 or 4501
 
     def _frame(self, session: Session, frame: Frame) -> None:
-        session.last_seen = self.loop.time()
+        now = session.last_seen = self.loop.time()
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
             if not frame.fin:
-                self._fragments = [frame.data]
+                if session.spend(now):
+                    self._fragments = [frame.data]
                 return
-            command = session.receive(frame.data)
+            command = session.receive(frame.data, now)
         elif frame.opcode is Opcode.CONT:
-            self._fragments.append(frame.data)
             if not frame.fin:
+                if session.spend(now):
+                    self._fragments.append(frame.data)
                 return
+            self._fragments.append(frame.data)
             data, self._fragments = b"".join(self._fragments), []
-            command = session.receive(data)
+            command = session.receive(data, now)
         else:
+            session.spend(now)  # every frame counts against the frame rate
             return  # ping, pong and close are answered by the protocol object
         if command is not None:
             self.commands.append(command)
@@ -202,8 +240,11 @@ class WebSocketTransport(asyncio.Protocol):
                 command = self.commands.popleft()
                 if isinstance(command, SubscribeCommand):
                     await self.hub.subscribe(session, command.channel, command.since)
-                else:
+                elif isinstance(command, UnsubscribeCommand):
                     await self.hub.unsubscribe(session, command.channel)
+                else:  # a refreshed token no longer covers these
+                    for channel in command.channels:
+                        await self.hub.unsubscribe(session, channel)
         finally:
             self.worker = None
 

@@ -136,6 +136,10 @@ class GatewayProc:
         env.update({f"RELAYCAST_{k.upper()}": str(v) for k, v in settings.items()})
         env["RELAYCAST_REDIS_URL"] = redis_url
         env.setdefault("RELAYCAST_LOG_LEVEL", "warning")
+        # Measure capacity, not the admission limits (and no keys needed).
+        env.setdefault("RELAYCAST_MODE", "development")
+        env.setdefault("RELAYCAST_MAX_CONNECTIONS", "0")
+        env.setdefault("RELAYCAST_HANDSHAKE_RATE", "0")
         log = Path(tempfile.mkstemp(prefix=f"relaycast-bench-gw-{port}-", suffix=".log")[1])
         with open(log, "ab") as out:
             proc = subprocess.Popen(

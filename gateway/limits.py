@@ -1,0 +1,159 @@
+"""How much one client, one address and the whole gateway may ask for.
+
+Three limits guard the way in, for every transport, in :class:`Gate`: connections held
+by the gateway (``max_connections``, refused with 503), connections from one client
+address (``max_connections_per_address``, 429) and new WebSocket upgrades and SSE streams
+per second (``handshake_rate``, 429). Each connection then spends a :class:`TokenBucket`
+of inbound frames (``frame_rate``/``frame_burst``, close 4029; :mod:`gateway.session`).
+
+The client address is the socket's peer, unless that peer is a trusted proxy
+(``trusted_proxies``): then it is the nearest address in ``X-Forwarded-For`` that is not
+a trusted proxy itself (:class:`ClientAddresses`). A header from anyone else is ignored,
+so a client cannot pick its own address.
+
+Nothing here reads a clock or does I/O: callers pass the time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from gateway import observe
+from shared.settings import Settings, SettingsError
+
+__all__ = ["ClientAddresses", "Gate", "Refusal", "TokenBucket"]
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; each event takes one."""
+
+    __slots__ = ("burst", "level", "rate", "updated")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.level = burst
+        self.updated: float | None = None
+
+    def take(self, now: float) -> bool:
+        """Spend one token at time ``now`` (any monotonic clock); False when none is left."""
+        if self.updated is not None:
+            self.level = min(self.burst, self.level + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.level >= 1:
+            self.level -= 1
+            return True
+        return False
+
+
+class Refusal:
+    """Why a new connection is refused: the HTTP status and a line for the client."""
+
+    __slots__ = ("limit", "status", "text")
+
+    def __init__(self, status: int, text: str, limit: str) -> None:
+        self.status = status
+        self.text = text
+        self.limit = limit
+
+
+class Gate:
+    """Admits new connections under the gateway-wide and per-address limits.
+
+    Every :meth:`admit` that returns None must be paired with one :meth:`release` of the
+    same address when the connection ends.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_connections = settings.max_connections
+        self.per_address = settings.max_connections_per_address
+        rate = settings.handshake_rate
+        self.handshakes = TokenBucket(rate, max(1.0, rate)) if rate > 0 else None
+        self.connections = 0
+        self.by_address: dict[str, int] = {}
+
+    def admit(self, address: str, now: float, handshake: bool = True) -> Refusal | None:
+        """Count a new connection from ``address``, or say why not.
+
+        ``handshake`` is False for requests that are not a connection set-up of their own
+        (long-polls): they count as connections but not against the handshake rate.
+        """
+        if handshake:
+            refusal = self.handshake(now)
+            if refusal is not None:
+                return refusal
+        if self.max_connections and self.connections >= self.max_connections:
+            return _refuse(503, "gateway full; connect to another", "connections")
+        held = self.by_address.get(address, 0)
+        if self.per_address and held >= self.per_address:
+            return _refuse(429, "too many connections from your address", "connections_per_address")
+        self.connections += 1
+        self.by_address[address] = held + 1
+        return None
+
+    def handshake(self, now: float) -> Refusal | None:
+        """Spend one handshake of the gateway's rate (also for ticket requests)."""
+        if self.handshakes is not None and not self.handshakes.take(now):
+            return _refuse(429, "too many new connections; retry shortly", "handshake_rate")
+        return None
+
+    def release(self, address: str) -> None:
+        """A connection admitted from ``address`` ended."""
+        self.connections -= 1
+        held = self.by_address.get(address, 0) - 1
+        if held > 0:
+            self.by_address[address] = held
+        else:
+            self.by_address.pop(address, None)
+
+
+def _refuse(status: int, text: str, limit: str) -> Refusal:
+    observe.LIMIT_HITS.labels(limit).inc()
+    return Refusal(status, text, limit)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ClientAddresses:
+    """Tells a connection's client address, trusting ``X-Forwarded-For`` only from proxies."""
+
+    def __init__(self, trusted: Iterable[str]) -> None:
+        self.trusted: list[Network] = []
+        for entry in trusted:
+            try:
+                self.trusted.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError as exc:
+                raise SettingsError(
+                    f"RELAYCAST_TRUSTED_PROXIES: {entry.strip()!r} is not an address or network"
+                ) from exc
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientAddresses:
+        return cls(e for e in settings.trusted_proxies.split(",") if e.strip())
+
+    def is_trusted(self, address: str) -> bool:
+        if not self.trusted:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+    def client(self, peer: str, forwarded_for: Iterable[str] = ()) -> str:
+        """The client's address, given the socket's ``peer`` and the ``X-Forwarded-For``
+        header values (each a comma-separated list, the nearest hop last)."""
+        if not self.is_trusted(peer):
+            return peer
+        hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+        address = peer
+        for hop in reversed([h for h in hops if h]):
+            try:
+                address = str(ipaddress.ip_address(hop))
+            except ValueError:
+                break  # garbage from beyond the proxies: stop at the last good hop
+            if not self.is_trusted(address):
+                break
+        return address
