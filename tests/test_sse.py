@@ -223,3 +223,24 @@ async def test_draining_gateway_ends_the_stream_with_close_1012(redis_server, ga
             pass
     assert json.loads(event.data)["code"] == 1012
     assert gw.wait_exit(15) == 0
+
+
+async def test_a_stream_nobody_reads_is_dropped_and_freed(redis_server, gateways):
+    # Its outbox fills (close 4001) or a write stalls past the heartbeat timeout, whichever
+    # comes first; either way the gateway lets go of it.
+    gw = GatewayProcess.start(
+        gateways, redis_server.url, outbox_messages=64, heartbeat_timeout=2, heartbeat_interval=1
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(b"GET /sse?channel=tasks.stuck HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    await reader.readuntil(b'"subscribed"')  # then never read again
+    sse = 'relaycast_connections{transport="sse"}'
+    assert gw.metric(sse) == 1
+    payload = {"blob": "x" * 20_000}
+    async with AsyncPublisher(redis_server.url) as pub:
+        for _ in range(1500):  # 30 MB: more than socket buffers and the outbox hold
+            await pub.publish("tasks.stuck", payload)
+    await wait_until(lambda: gw.metric(sse) == 0, 20, "the stuck stream to be dropped")
+    assert redis_numsub(redis_server, "tasks.stuck") == 0
+    writer.close()
