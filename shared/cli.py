@@ -77,9 +77,10 @@ def _cmd_tail(args: argparse.Namespace) -> int:
                     count += 1
                     if args.count and count >= args.count:
                         return
-                elif isinstance(event, Subscribed) and event.recovered is False:
+                elif isinstance(event, Subscribed):
+                    lost = "; history lost" if event.recovered is False else ""
                     print(
-                        f"# {event.channel}: history lost; continuing from offset {event.offset}",
+                        f"# subscribed {event.channel} after offset {event.offset}{lost}",
                         file=sys.stderr,
                         flush=True,
                     )

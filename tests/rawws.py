@@ -34,7 +34,11 @@ class RawWebSocket:
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        except BaseException:
+            sock.close()
+            raise
         # A small limit: the reader stops taking bytes off the socket once 128 KiB wait unread.
         reader, writer = await asyncio.open_connection(sock=sock, limit=65536)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -45,12 +49,16 @@ class RawWebSocket:
                 f"Sec-WebSocket-Version: 13\r\n{headers}\r\n"
             ).encode()
         )
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        status = int(head.split(b" ", 2)[1])
-        if status != 101:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            status = int(head.split(b" ", 2)[1])
+            if status != 101:
+                raise ConnectionRefusedError(f"handshake answered {status}")
+        except BaseException:
             writer.close()
-            await writer.wait_closed()
-            raise ConnectionRefusedError(f"handshake answered {status}")
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            raise
         return cls(reader, writer)
 
     def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.client import Client, ConnectionState
 from publisher import AsyncPublisher
-from shared.protocol import Message
+from shared.protocol import Message, Subscribed
 from tests.helpers import GatewayProcess, wait_until
 from tests.tcpproxy import FreezingProxy
 
@@ -32,7 +32,8 @@ async def test_states_and_resume_after_the_gateway_restarts(redis_server, gatewa
     await client.wait_connected(10)
     seen.append(client.state)
     async with AsyncPublisher(redis_server.url) as publisher:
-        await wait_until(lambda: gw.metric("relaycast_subscriptions") == 1, 10)
+        async with asyncio.timeout(10):  # messages published from "subscribed" on arrive
+            assert isinstance(await anext(aiter(client)), Subscribed)
         await publisher.publish("sdk.test", {"n": 1})
         assert (await next_message(client)).offset == 1
         gw.signal(signal.SIGKILL)

@@ -18,8 +18,8 @@ async def test_tail_resumes_on_the_next_gateway_without_gaps_or_repeats(
 ):
     first = GatewayProcess.start(gateways, redis_server.url)
     second = GatewayProcess.start(gateways, redis_server.url)
-    out = tmp_path / "tail.out"
-    with open(out, "wb") as sink:
+    out, err = tmp_path / "tail.out", tmp_path / "tail.err"
+    with open(out, "wb") as sink, open(err, "wb") as notes:
         tail = subprocess.Popen(
             [
                 sys.executable,
@@ -33,10 +33,10 @@ async def test_tail_resumes_on_the_next_gateway_without_gaps_or_repeats(
             ],
             cwd=ROOT,
             stdout=sink,
-            stderr=subprocess.DEVNULL,
+            stderr=notes,
             env=dict(os.environ),
         )
-    await wait_until(lambda: first.metric("relaycast_subscriptions") == 1, 20, "tail subscribed")
+    await wait_until(lambda: "# subscribed tail.test" in err.read_text(), 20, "tail subscribed")
     async with AsyncPublisher(redis_server.url) as publisher:
         for n in range(1, 11):
             await publisher.publish("tail.test", {"n": n})

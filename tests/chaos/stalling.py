@@ -37,7 +37,7 @@ class StallingClient:
             self.connects += 1
             try:
                 ws = await RawWebSocket.connect(port, rcvbuf=4096)
-            except (OSError, ConnectionRefusedError, TimeoutError):
+            except (OSError, TimeoutError, asyncio.IncompleteReadError):
                 await asyncio.sleep(0.2)
                 continue
             try:
