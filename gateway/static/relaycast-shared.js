@@ -24,7 +24,10 @@ export class SharedRelaycast {
   constructor(options = {}) {
     const origin = globalThis.location.origin;
     const urls = (options.urls && options.urls.length ? options.urls : [origin]).map((u) => new URL(u, origin).origin);
-    this.options = { ...options, urls, connect: true };
+    // The token stays here (a function cannot be posted); the worker asks for it.
+    const { token, ...rest } = options;
+    this._token = token || null;
+    this.options = { ...rest, urls, connect: true, token: token ? "ask" : null };
     this.state = "connecting";
     this.attempt = 0;
     this.reconnects = 0;
@@ -36,7 +39,7 @@ export class SharedRelaycast {
     this.shared = true;
     this._channels = new Map();
     this._listeners = new Map();
-    const key = JSON.stringify([urls, options.transports || null]);
+    const key = JSON.stringify([urls, options.transports || null, Boolean(token)]);
     const worker = new SharedWorker(new URL("./relaycast-worker.js", import.meta.url), {
       type: "module",
       name: `relaycast ${key}`,
@@ -132,6 +135,11 @@ export class SharedRelaycast {
         return;
       case "log":
         console.error(message.value);
+        return;
+      case "token":
+        Promise.resolve(typeof this._token === "function" ? this._token() : this._token)
+          .catch(() => null)
+          .then((value) => this._post({ op: "token", id: message.id, token: value || null }));
         return;
       default:
         this._emit(message.ev, message.value); // gateway, rtt, error, close

@@ -3,16 +3,31 @@
 // however many tabs follow it, and each frame is handed to the tabs that follow it.
 //
 // Tab -> worker: {op: "hello", options, tab}, {op: "subscribe", channel, since?},
-//                {op: "unsubscribe", channel}, {op: "bye"}
-// Worker -> tab: {ev: "status", status}, {ev: "state" | "gateway" | "rtt" | "error" | "close",
-//                value, status}, {ev: "message", channel, data, meta},
-//                {ev: "subscribed", channel, info}, {ev: "suberror", channel, frame}
+//                {op: "unsubscribe", channel}, {op: "token", id, token}, {op: "bye"}
+// Worker -> tab: {ev: "status", status}, {ev: "state" | "gateway" | "rtt" | "error" | "close"
+//                | "authenticated", value, status}, {ev: "message", channel, data, meta},
+//                {ev: "subscribed", channel, info}, {ev: "suberror", channel, frame},
+//                {ev: "token", id}: asks a tab for a connection token (options.token "ask")
 
 import { Relaycast } from "./relaycast.js";
 
 let client = null;
 const tabs = new Map(); // port -> Set of channels it follows
 const channels = new Map(); // channel -> {ports, info, last}
+const tokens = new Map(); // request id -> resolve, for tokens asked of a tab
+let asked = 0;
+
+/** A token from one of the tabs (a function cannot cross a MessagePort; tabs hold it). */
+function askToken() {
+  const port = tabs.keys().next().value;
+  if (!port) return Promise.resolve(null);
+  const id = ++asked;
+  return new Promise((resolve) => {
+    tokens.set(id, resolve);
+    port.postMessage({ ev: "token", id });
+    setTimeout(() => tokens.delete(id) && resolve(null), 10000);
+  });
+}
 
 function status() {
   const { state, attempt, transport, url, gateway, rtt, reconnects } = client;
@@ -26,8 +41,8 @@ function send(ports, message) {
 function hello(port, options, tab) {
   tabs.set(port, new Set());
   if (!client) {
-    client = new Relaycast(options);
-    for (const ev of ["state", "gateway", "rtt", "error", "close"]) {
+    client = new Relaycast({ ...options, token: options.token === "ask" ? askToken : null });
+    for (const ev of ["state", "gateway", "rtt", "error", "close", "authenticated"]) {
       client.on(ev, (value) => send(tabs.keys(), { ev, value, status: status() }));
     }
   }
@@ -96,6 +111,10 @@ self.onconnect = (event) => {
       if (data.op === "hello") hello(port, data.options, data.tab);
       else if (data.op === "subscribe") subscribe(port, data.channel, data.since);
       else if (data.op === "unsubscribe") unsubscribe(port, data.channel);
+      else if (data.op === "token" && tokens.has(data.id)) {
+        tokens.get(data.id)(data.token);
+        tokens.delete(data.id);
+      }
       else if (data.op === "bye") leave(port);
     } catch (err) {
       port.postMessage({ ev: "log", value: `relaycast worker: ${err && err.stack ? err.stack : err}` });

@@ -39,6 +39,13 @@ export interface ClientOptions {
   pollWait?: number;
   /** Connect in the constructor. Default true. */
   connect?: boolean;
+  /**
+   * A connection token (JWT) for gateways in production mode, or a function returning one
+   * (or a promise of one); called for every connection and before the token expires.
+   * Sent as an `auth` frame over a WebSocket, and as a single-use ticket (or an
+   * Authorization header, same origin) over SSE and polling. Default: none.
+   */
+  token?: string | null | (() => string | null | Promise<string | null>);
 }
 
 export interface MessageMeta {
@@ -97,6 +104,8 @@ export interface ClientEvents {
   error: ErrorFrame;
   /** A connection ended (the client reconnects unless the code is 4500-4999). */
   close: CloseInfo;
+  /** The gateway accepted the token, until `expires` (Unix seconds). WebSocket only. */
+  authenticated: { user: string; expires: number | null };
 }
 
 /** Full-jitter exponential backoff, in milliseconds. */
@@ -104,7 +113,10 @@ export function backoffDelay(attempt: number, base: number, cap: number): number
 
 export class Relaycast {
   constructor(options?: ClientOptions);
-  readonly options: Required<Omit<ClientOptions, "urls">> & { urls: string[] | null };
+  readonly options: Required<Omit<ClientOptions, "urls" | "token">> & {
+    urls: string[] | null;
+    token: ClientOptions["token"];
+  };
   readonly urls: string[];
   readonly state: ConnectionState;
   readonly attempt: number;

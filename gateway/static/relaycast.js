@@ -13,7 +13,9 @@
 // `heartbeatTimeout` counts as gone; every channel resumes from the last offset seen, on
 // whichever gateway answers, and `recovered: false` tells the app that history no longer
 // reached back. When a WebSocket cannot be opened it falls back to Server-Sent Events,
-// and then to long-polling, with the same API and the same resume rules.
+// and then to long-polling, with the same API and the same resume rules. With `token`, a
+// connection presents a JWT (an `auth` frame, or a single-use ticket for SSE and polling)
+// and refreshes it before it expires.
 // docs/browser.md describes it; relaycast.d.ts types it.
 
 /** Close codes at or above this (and below 5000) are final: the client stops. */
@@ -29,6 +31,7 @@ const DEFAULTS = {
   openTimeout: 8000, // ms a transport may take to open before the next one is tried
   pingInterval: 5000, // ms between latency probes; 0 turns them off
   pollWait: 25, // seconds a long-poll may wait on the gateway
+  token: null, // a JWT, or a function returning one (or a promise of one) for each connection
 };
 
 /** Full-jitter exponential backoff, in milliseconds. */
@@ -213,6 +216,23 @@ export class Relaycast {
     this._emit("rtt", this.rtt);
   }
 
+  /** The token for a connection, or null: `options.token`, called when it is a function. */
+  async _token() {
+    const source = this.options.token;
+    return (typeof source === "function" ? await source() : source) || null;
+  }
+
+  /** A single-use ticket for an HTTP request, bought with the token (POST /auth/ticket). */
+  async _ticket(url, token) {
+    const response = await fetch(`${url}/auth/ticket`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+      cache: "no-store",
+    });
+    if (!response.ok) throw new Error(`ticket refused (${response.status})`);
+    return (await response.json()).ticket;
+  }
+
   /** The cursor of `channels` (see gateway/transports/cursor.py): "epoch:offset,...". */
   _cursor(channels) {
     const entries = channels.map((c) => {
@@ -250,6 +270,10 @@ export class Relaycast {
         });
         return;
       }
+      case "authenticated":
+        link.authenticated(frame.expires);
+        this._emit("authenticated", { user: frame.user, expires: frame.expires ?? null });
+        return;
       case "error":
         if (frame.channel && this._channels.has(frame.channel)) {
           this._dispatch(frame.channel, "error", frame);
@@ -342,6 +366,9 @@ class Link {
   /** Catch up with the client's channels. */
   sync() {}
 
+  /** The gateway accepted the token until `expires` (Unix seconds). */
+  authenticated(expires) {}
+
   /** Resolve when `ready` does, reject after the open timeout or when `failed` fires. */
   _opening(start) {
     return new Promise((resolve, reject) => {
@@ -365,14 +392,16 @@ class WebSocketLink extends Link {
     return "websocket";
   }
 
-  open() {
+  async open() {
     const url = `${this.url.replace(/^http/, "ws")}/ws`;
     this.sent = new Set();
+    const token = await this.client._token();
     return this._opening((ready, failed) => {
       const ws = (this.ws = new WebSocket(url));
       let opened = false;
       ws.onopen = () => {
         opened = true;
+        if (token) this._send({ type: "auth", token }); // before any subscribe
         for (const channel of this.client.channels) this.subscribe(channel);
         ready();
       };
@@ -424,6 +453,18 @@ class WebSocketLink extends Link {
     if (this.sent.delete(channel)) this._send({ type: "unsubscribe", channel });
   }
 
+  /** Send a fresh token (`refresh`) a little before the current one expires. */
+  authenticated(expires) {
+    clearTimeout(this._refresh);
+    if (!expires) return;
+    const left = expires - Date.now() / 1000;
+    const early = Math.min(60, Math.max(1, left / 5));
+    this._refresh = setTimeout(async () => {
+      const token = await this.client._token().catch(() => null);
+      if (token && !this.done) this._send({ type: "refresh", token });
+    }, Math.max(1, left - early) * 1000);
+  }
+
   sync() {
     const wanted = new Set(this.client.channels);
     for (const channel of [...this.sent]) if (!wanted.has(channel)) this.unsubscribe(channel);
@@ -431,6 +472,7 @@ class WebSocketLink extends Link {
   }
 
   _stop() {
+    clearTimeout(this._refresh);
     if (this.ws) {
       this.ws.onclose = this.ws.onmessage = this.ws.onopen = null;
       if (this.ws.readyState <= 1) this.ws.close(1000);
@@ -502,8 +544,18 @@ class SSELink extends HttpLink {
   }
 
   /** Open an EventSource for the current channels; it replaces the one before once open. */
-  _stream(ready = () => {}, failed = null) {
-    const source = new EventSource(`${this.url}/sse?${this._query()}`);
+  async _stream(ready = () => {}, failed = null) {
+    let ticket = null;
+    try {
+      const token = await this.client._token();
+      if (token) ticket = await this.client._ticket(this.url, token); // EventSource sends no headers
+    } catch (err) {
+      if (failed) failed(err);
+      else this.finish(1006, `no ticket: ${err.message}`);
+      return;
+    }
+    if (this.done) return;
+    const source = new EventSource(`${this.url}/sse?${this._query(ticket ? { ticket } : {})}`);
     source.channels = this._requested;
     if (this.pending) this.pending.close(); // superseded before it opened
     if (this.source) this.pending = source;
@@ -579,11 +631,20 @@ class PollLink extends HttpLink {
       this.lastFrame = Date.now();
       return;
     }
+    const headers = {};
+    const extra = { wait };
+    const token = await this.client._token();
+    if (token && new URL(this.url).origin === globalThis.location.origin) {
+      headers.authorization = `Bearer ${token}`;
+    } else if (token) {
+      extra.ticket = await this.client._ticket(this.url, token); // no CORS preflight needed
+    }
     const controller = (this.controller = new AbortController());
     const limit = setTimeout(() => controller.abort(), wait * 1000 + this.client.options.openTimeout);
     try {
-      const response = await fetch(`${this.url}/poll?${this._query({ wait })}`, {
+      const response = await fetch(`${this.url}/poll?${this._query(extra)}`, {
         cache: "no-store",
+        headers,
         signal: controller.signal,
       });
       if (!response.ok) throw new Error(`poll answered ${response.status}`);

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
+import time
+
+import jwt
 
 from publisher import Publisher
 from shared.settings import Settings
@@ -114,3 +117,49 @@ async def test_client_leaves_a_silent_gateway_and_resumes_on_another(redis_serve
     assert "reconnecting:1" in log["states"] and log["states"][-1] == "connected"
     assert state == {"url": b.url, "gateway": gateway_id(b)}
     assert log["subscribed"]["tasks.silent"]["recovered"] is True
+
+
+SECRET = "s" * 40
+# Each client reads tasks.secure with a token: given as a string, or by a function (the
+# shared client asks its tab for it); one client has none and is told so.
+AUTH = """
+async ({ token }) => {
+  const { Relaycast } = await import("/static/relaycast.js");
+  const { SharedRelaycast } = await import("/static/relaycast-shared.js");
+  window.got = {};
+  const make = {
+    websocket: () => new Relaycast({ transports: ["websocket"], token }),
+    sse: () => new Relaycast({ transports: ["sse"], token: () => token }),
+    poll: () => new Relaycast({ transports: ["poll"], token: async () => token }),
+    shared: () => new SharedRelaycast({ token: () => token }),
+    anonymous: () => new Relaycast({ transports: ["websocket"] }),
+  };
+  for (const [name, create] of Object.entries(make)) {
+    const log = (got[name] = { messages: [], errors: [] });
+    create().subscribe("tasks.secure", {
+      message: (data) => log.messages.push(data.n),
+      subscribed: () => (log.subscribed = true),
+      error: (frame) => log.errors.push(frame.code),
+    });
+  }
+}
+"""
+
+
+async def test_a_token_opens_every_transport_to_a_production_gateway(redis_server, gateways, page):
+    gw = GatewayProcess.start(
+        gateways, redis_server.url, mode="production", token_secret=SECRET, api_key="k" * 32
+    )
+    claims = {"sub": "ann", "channels": ["tasks.*"], "aud": "relaycast", "exp": time.time() + 600}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    await page.goto(gw.url + "/gateway")
+    await page.evaluate(AUTH, {"token": token})
+    ready = "['websocket', 'sse', 'poll', 'shared'].every((k) => got[k].subscribed)"
+    await wait_for_js(page, f"{ready} && got.anonymous.errors.length")
+    with Publisher(redis_server.url) as pub:
+        pub.publish("tasks.secure", {"n": 1})
+    await wait_for_js(page, "Object.values(got).filter((g) => g.messages.length).length === 4")
+    got = await page.evaluate("got")
+    for kind in ("websocket", "sse", "poll", "shared"):
+        assert got[kind] == {"messages": [1], "errors": [], "subscribed": True}, kind
+    assert got["anonymous"] == {"messages": [], "errors": ["unauthorized"]}

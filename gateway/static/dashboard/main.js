@@ -20,9 +20,11 @@ import { Tasks } from "./tasks.js";
 const params = new URLSearchParams(location.search);
 const list = (name) => (params.get(name) || "").split(",").map((s) => s.trim()).filter(Boolean);
 const PROJECTS_KEY = "relaycast.projects";
+const TOKEN_KEY = "relaycast.token";
 const DEMO_PROJECTS = ["billing", "media", "web", "ml"];
 
-const options = { pingInterval: 5000 };
+// A gateway in production mode wants a connection token (a JWT from your login service).
+const options = { pingInterval: 5000, token: () => localStorage.getItem(TOKEN_KEY) };
 if (list("gateways").length) options.urls = list("gateways");
 if (list("transports").length) options.transports = list("transports");
 if (params.get("heartbeat")) options.heartbeatTimeout = Number(params.get("heartbeat"));
@@ -38,6 +40,17 @@ new Tasks(rc, list("projects").length ? list("projects") : stored || DEMO_PROJEC
 );
 
 window.relaycast = rc; // for the console, and for tests
+
+let asked = false;
+rc.on("error", (frame) => {
+  if (asked || (frame.code !== "unauthorized" && frame.code !== "permission_denied")) return;
+  asked = true;
+  const token = window.prompt(`This gateway needs a connection token to read ${frame.channel || "its channels"}:`);
+  if (token) {
+    localStorage.setItem(TOKEN_KEY, token.trim());
+    location.reload();
+  }
+});
 
 function showConnection(client) {
   const box = document.getElementById("connection");
