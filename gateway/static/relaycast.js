@@ -316,11 +316,13 @@ class Link {
   /** Start the heartbeat watch and the latency probe; called once open. */
   _started() {
     if (this.done) return;
-    const { heartbeatTimeout, pingInterval } = this.client.options;
+    const { heartbeatTimeout, pingInterval, pollWait, openTimeout } = this.client.options;
+    // A long-poll is silent while it waits; it aborts itself when the gateway overstays.
+    const limit = this.kind === "poll" ? Math.max(heartbeatTimeout, pollWait * 1000 + openTimeout) : heartbeatTimeout;
     this._every(1000, () => {
       if (this.kind !== "websocket" && !this.client.channels.length) {
         this.lastFrame = Date.now(); // an HTTP link with no channels has no stream to watch
-      } else if (Date.now() - this.lastFrame > heartbeatTimeout) {
+      } else if (Date.now() - this.lastFrame > limit) {
         this.finish(4000, "no frame within the heartbeat timeout");
       }
     });
