@@ -3,7 +3,7 @@
 This is the gateway container's Kubernetes ``preStop`` hook. The kubelet runs the hook,
 waits for it, and only then sends SIGTERM; the gateway takes a second SIGTERM during a
 drain as "stop now". So the hook sends the SIGTERM itself (the gateway is PID 1 of its
-container), which starts the drain at once: readiness turns 503, the listener closes,
+container), which starts the drain at once: readiness turns 503, new connections are refused,
 and clients are closed with 1012 spread over ``drain_seconds``. Then it waits until the
 gateway has exited, so the kubelet's own SIGTERM comes after the drain, not in the
 middle of it. When PID 1 exits, the container stops and the hook ends with it.

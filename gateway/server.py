@@ -57,9 +57,8 @@ class GatewayServer(uvicorn.Server):
 
     async def _drain(self) -> None:
         assert self.hub is not None
-        self.hub.draining = True
-        for server in self.servers:
-            server.close()  # stop accepting; open connections stay
+        # The listener stays open: /readyz answers 503 and /healthz 200 while draining, and
+        # new connections are refused with 503 (the load balancer retries elsewhere).
         await self.hub.drain(self.settings.drain_seconds)
         await asyncio.sleep(0.2)  # let the last close frames go out
         self.should_exit = True

@@ -8,9 +8,11 @@ import random
 import signal
 import time
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.helpers import GatewayProcess, open_ws, recv_json, redis_numsub, subscribe, wait_until
+from tests.rawws import RawWebSocket
 
 
 async def test_server_pings_and_closes_a_silent_client_with_4000(redis_server, gateways):
@@ -98,7 +100,10 @@ async def test_sigterm_drains_clients_with_1012_then_exits(redis_server, gateway
     waiters = [asyncio.create_task(wait_close(ws)) for ws in clients]
     start = time.monotonic()
     gw.signal(signal.SIGTERM)
-    await wait_until(lambda: gw.get("/readyz")[0] in (503, 0), 5, "readiness 503")
+    await wait_until(lambda: gw.get("/readyz")[0] == 503, 5, "readiness 503")
+    assert gw.get("/healthz")[0] == 200  # alive while draining: no liveness kill
+    with pytest.raises(ConnectionRefusedError, match="503"):
+        await RawWebSocket.connect(gw.port)  # no new connections while draining
     code = await asyncio.to_thread(gw.wait_exit, drain + 10)
     elapsed = time.monotonic() - start
     await asyncio.gather(*waiters)
