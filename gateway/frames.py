@@ -16,12 +16,11 @@ __all__ = ["OutFrame", "control", "message"]
 class OutFrame:
     """One encoded server frame.
 
-    The JSON bytes are made once per message per gateway; each wire format derives its
-    own bytes from them at most once (``text`` for ASGI WebSockets, ``sse`` for SSE), so
-    the fan-out never encodes per client.
+    The JSON bytes are made once per message per gateway, and the WebSocket framing
+    around them (``ws``) at most once, so the fan-out never encodes per client.
     """
 
-    __slots__ = ("_sse", "_text", "_ws", "channel", "json", "latest", "offset", "time")
+    __slots__ = ("_ws", "channel", "json", "latest", "offset", "time")
 
     def __init__(
         self,
@@ -36,15 +35,7 @@ class OutFrame:
         self.offset = offset
         self.latest = latest
         self.time = time
-        self._text: str | None = None
-        self._sse: bytes | None = None
         self._ws: bytes | None = None
-
-    @property
-    def text(self) -> str:
-        if self._text is None:
-            self._text = self.json.decode()
-        return self._text
 
     @property
     def ws(self) -> bytes:
@@ -59,14 +50,6 @@ class OutFrame:
                 head = struct.pack("!BBQ", 0x81, 127, n)
             self._ws = head + self.json
         return self._ws
-
-    @property
-    def sse(self) -> bytes:
-        """The frame as one Server-Sent Event; messages carry ``id: channel:offset``."""
-        if self._sse is None:
-            head = b"id: %s:%d\n" % (self.channel.encode(), self.offset) if self.channel else b""
-            self._sse = head + b"data: " + self.json + b"\n\n"
-        return self._sse
 
 
 def message(channel: str, publication: Publication, latest: bool) -> OutFrame:

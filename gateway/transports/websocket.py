@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
@@ -134,7 +134,7 @@ class WebSocketTransport(asyncio.Protocol):
     # --- asyncio.Protocol --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
         self.server_state.connections.add(self)
         peer = transport.get_extra_info("peername")
