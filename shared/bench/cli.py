@@ -21,14 +21,14 @@ from shared.bench.scenarios import SCENARIOS, Params
 
 __all__ = ["add_parser", "run_bench"]
 
-CHOICES = [*SCENARIOS, "ceiling"]
+CHOICES = [*SCENARIOS, "ceiling", "hotpath"]
 
 
 def add_parser(sub: Any) -> None:
     """Add the ``bench`` subcommand to the ``relaycast`` parser's subparsers."""
     p = sub.add_parser(
         "bench",
-        help="measure gateways: fan-out, channels, idle, replay, sweep, overload, ceiling",
+        help="measure gateways: fanout, channels, idle, replay, sweep, overload, ceiling, hotpath",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -95,6 +95,10 @@ def run_bench(args: argparse.Namespace) -> int:
     with Rig(options) as rig:
         if args.scenario == "ceiling":
             result = ceiling(rig, params)
+        elif args.scenario == "hotpath":
+            from shared.bench.hotpath import hotpath
+
+            result = hotpath(rig, params)
         else:
             result = SCENARIOS[args.scenario](rig, params)
     if args.json:

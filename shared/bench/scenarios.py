@@ -54,7 +54,10 @@ def _channel(params: Params, suffix: str) -> str:
 
 
 def _settings(**extra: Any) -> dict[str, Any]:
-    return {"namespaces": NAMESPACES, "log_level": "warning", **extra}
+    """Gateway settings: the bench namespaces, development mode (anonymous clients), and
+    no admission limits (``handshake_rate`` would refuse a fast connect ramp)."""
+    limits = {"mode": "development", "handshake_rate": 0, "max_connections": 0}
+    return {"namespaces": NAMESPACES, "log_level": "warning", **limits, **extra}
 
 
 def _merge(stats: list[LoadStats]) -> dict[str, Any]:
