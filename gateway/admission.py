@@ -179,6 +179,7 @@ async def _credentials(security: Security, request: Request) -> Grant | Response
         try:
             return security.guard.verify(token.strip())
         except TokenError as exc:
+            log.debug("%s: token refused (%s)", request.url.path, exc.reason)
             return _unauthorized(exc.message)
     if ticket is not None:
         try:
@@ -186,6 +187,7 @@ async def _credentials(security: Security, request: Request) -> Grant | Response
         except TicketStoreUnavailable:
             return PlainTextResponse("ticket store unavailable; retry\n", 503, headers=_CORS)
         if grant is None:
+            log.debug("%s: ticket refused (unknown, spent or expired)", request.url.path)
             observe.AUTH_REFUSALS.labels("ticket").inc()
             return _unauthorized("ticket unknown, spent or expired; mint a new one")
         if security.guard.expired(grant, time.time()):

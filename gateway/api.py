@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import observe
 from gateway.api_schema import (
     ApiError,
     PublishRequest,
@@ -178,12 +179,14 @@ async def _body(request: Request, kind: type[T], limit: int) -> T:
     """The request body decoded as ``kind``; an empty body is ``{}``."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
+        observe.LIMIT_HITS.labels("payload_size").inc()
         raise _Fail(413, "too_large", f"the body is over {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
+            observe.LIMIT_HITS.labels("payload_size").inc()
             raise _Fail(413, "too_large", f"the body is over {limit} bytes")
         chunks.append(chunk)
     body = b"".join(chunks).strip() or b"{}"
@@ -207,6 +210,7 @@ async def _publish(request: Request, api: Api) -> Any:
     channel = check_channel(body.channel)
     data = bytes(body.data)
     if len(data) > api.settings.max_payload_bytes:
+        observe.LIMIT_HITS.labels("payload_size").inc()
         raise _Fail(413, "too_large", f"data is over {api.settings.max_payload_bytes} bytes")
     hub = request.app.state.hub
     position = await hub.broker.publish(channel, data, hub.options(channel), time.time())

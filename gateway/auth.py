@@ -338,6 +338,7 @@ def take_token(session: Session, token: str) -> tuple[str, ...]:
     try:
         grant = guard.verify(token)
     except TokenError as exc:
+        log.debug("session %d: token refused (%s)", session.id, exc.reason)
         session.close(exc.close_code, exc.message)
         return ()
     if session.grant is not None and grant.user != session.grant.user:

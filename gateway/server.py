@@ -67,7 +67,9 @@ class GatewayServer(uvicorn.Server):
 def serve(settings: Settings) -> None:
     """Serve the gateway on ``settings.host:settings.port`` until drained."""
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # the command line configured INFO already; RELAYCAST_LOG_LEVEL decides
     )
     app = create_app(settings)
     config = uvicorn.Config(
