@@ -244,6 +244,8 @@ def _jwks_keys(path: str) -> list[_Key]:
             continue
         if jwk.algorithm_name == "HS256" and len(jwk.key) < MIN_SECRET_BYTES:
             raise SettingsError(f"{source}: HS256 keys must be at least {MIN_SECRET_BYTES} bytes")
+        if isinstance(jwk.key, rsa.RSAPublicKey) and jwk.key.key_size < 2048:
+            raise SettingsError(f"{source}: RSA keys must be at least 2048 bits")
         keys.append(_Key(jwk.algorithm_name, jwk.key, jwk.key_id))
     if not keys:
         raise SettingsError(f"{source}: no HS256, RS256 or ES256 signing key in {path}")

@@ -10,6 +10,10 @@ terminal close code, answers heartbeats, notices a silent server, remembers the 
 offset of every channel, and resubscribes with it so the gateway replays what it missed
 (to any gateway: they share history). A ``Subscribed`` event with ``recovered=False``
 means messages were lost for good and the application should reload its state.
+
+With ``token`` (a JWT, or a function returning one, maybe async), every connection
+authenticates first; a function is called again for each connection and, shortly before
+the gateway's ``authenticated`` frame says the token expires, for a refresh.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import inspect
 import logging
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 
 import msgspec
@@ -28,11 +34,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from shared.backoff import backoff_delay
 from shared.protocol import (
     RECONNECT_CLOSE_CODES,
+    Auth,
+    Authenticated,
     Error,
     Message,
     Ping,
     Pong,
     Position,
+    Refresh,
     ServerMessage,
     Subscribe,
     Subscribed,
@@ -41,7 +50,10 @@ from shared.protocol import (
     encode,
 )
 
-__all__ = ["Client", "ConnectionState"]
+__all__ = ["Client", "ConnectionState", "TokenSource"]
+
+TokenSource = str | Callable[[], str | Awaitable[str]]
+"""A token, or a function that returns a fresh one (called per connection and refresh)."""
 
 log = logging.getLogger("relaycast.client")
 
@@ -66,6 +78,8 @@ class Client:
         backoff_cap: float = 10.0,
         heartbeat_timeout: float = 60.0,
         queue_size: int = 10_000,
+        token: TokenSource | None = None,
+        refresh_margin: float = 30.0,
     ) -> None:
         self.urls = [url] if isinstance(url, str) else list(url)
         self.positions: dict[str, Position] = {}
@@ -82,6 +96,9 @@ class Client:
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._token = token
+        self._refresh_margin = refresh_margin
+        self._refresher: asyncio.Task[None] | None = None
 
     # --- public API ----------------------------------------------------------------------
 
@@ -180,6 +197,9 @@ class Client:
             return None
         self._ws = ws
         try:
+            token = await self._fresh_token()
+            if token:
+                await ws.send(encode(Auth(token=token)).decode())
             for channel in sorted(self.channels):
                 await ws.send(encode(Subscribe(channel, self.positions.get(channel))).decode())
             self.state = ConnectionState.CONNECTED
@@ -197,6 +217,8 @@ class Client:
         finally:
             self._ws = None
             self._connected.clear()
+            if self._refresher is not None:
+                self._refresher.cancel()
         close = ws.protocol.close_rcvd
         self.last_close = (close.code, close.reason) if close else (1006, "")
         return self.last_close[0]
@@ -212,6 +234,9 @@ class Client:
             return
         if isinstance(frame, Pong):
             return
+        if isinstance(frame, Authenticated):
+            self._schedule_refresh(ws, frame.expires)
+            return
         if isinstance(frame, Message):
             known = self.positions.get(frame.channel)
             if known is not None and frame.offset <= known.offset:
@@ -224,3 +249,28 @@ class Client:
         elif isinstance(frame, Error):
             log.warning("gateway error %s: %s (%s)", frame.code, frame.message, frame.channel)
         await self._events.put(frame)
+
+    # --- tokens --------------------------------------------------------------------------
+
+    async def _fresh_token(self) -> str | None:
+        source = self._token
+        value = source() if callable(source) else source
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+    def _schedule_refresh(self, ws: ClientConnection, expires: int | None) -> None:
+        """Refresh ``refresh_margin`` seconds before ``expires`` (if the token is a function)."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+        if expires is None or not callable(self._token):
+            return
+        delay = max(1.0, expires - time.time() - self._refresh_margin)
+        self._refresher = asyncio.create_task(self._refresh(ws, delay))
+
+    async def _refresh(self, ws: ClientConnection, delay: float) -> None:
+        await asyncio.sleep(delay)
+        token = await self._fresh_token()
+        if token:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(encode(Refresh(token=token)).decode())

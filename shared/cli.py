@@ -63,9 +63,16 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     from gateway.client import Client
     from shared.protocol import Error, Message, Subscribed
 
+    token_file = args.token_file
+
+    def token() -> str:
+        with open(token_file) as file:  # read again for each connection and refresh
+            return file.read().strip()
+
     async def run() -> None:
         count = 0
-        async with Client(args.url.split(","), args.channels) as client:
+        source = token if token_file else None
+        async with Client(args.url.split(","), args.channels, token=source) as client:
             async for event in client:
                 if isinstance(event, Message):
                     line = {
@@ -158,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("channels", nargs="+")
     p.add_argument("--count", type=int, default=0, help="stop after this many messages")
+    p.add_argument(
+        "--token-file",
+        help="file holding a connection token (JWT); read again for each connection and refresh",
+    )
     p.set_defaults(func=_cmd_tail)
 
     p = sub.add_parser("drain", help="drain a gateway (SIGTERM) and wait until it exits")
