@@ -48,7 +48,7 @@ def _drain(socks: list[socket.socket]) -> None:
     for sock in socks:
         while True:
             try:
-                if len(sock.recv(1 << 20)) < 1 << 20:
+                if len(sock.recv(65536)) < 65536:
                     break
             except BlockingIOError:
                 break

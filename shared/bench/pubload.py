@@ -95,7 +95,7 @@ class _Redis:
         while len(replies) < len(commands):
             reply = self.reader.gets()
             if reply is False:
-                data = self.sock.recv(1 << 20)
+                data = self.sock.recv(65536)
                 if not data:
                     raise ConnectionError("redis closed the connection")
                 self.reader.feed(data)
