@@ -7,6 +7,7 @@ after the pub/sub connections are killed, and epochs.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -198,6 +199,21 @@ async def test_after_the_pubsub_link_drops_it_reports_down_then_up_and_delivers_
     await wait_until(lambda: all(len(got[c]) == 1 for c in channels), 10, "deliveries")
     for channel in channels:
         assert [p.data for p in got[channel]] == ["again"]
+
+
+@pytest.mark.parametrize("rig", REDIS_KINDS, indirect=True)
+async def test_probes_come_back_so_a_healthy_link_is_never_dropped(rig: Rig) -> None:
+    """The watchdog drops a link whose probe is late; on a healthy one, probes return."""
+    settings = Settings.load({"redis_url": rig.url, "probe_interval": 0.2, "probe_timeout": 0.6})
+    broker = create_broker(settings)
+    recorder = Recorder()
+    await broker.start(recorder)
+    try:
+        await wait_until(lambda: broker.up, 15, "broker up")
+        await asyncio.sleep(3)  # fifteen probe rounds
+        assert recorder.states == [True]
+    finally:
+        await broker.close()
 
 
 @pytest.mark.parametrize("rig", REDIS_KINDS, indirect=True)
