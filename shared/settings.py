@@ -33,7 +33,8 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     port: int = 8000
     """Port the gateway listens on."""
     redis_url: str = "redis://127.0.0.1:6379/0"
-    """Broker URL: ``redis://``/``rediss://``/``unix://``, or ``memory://`` for one process."""
+    """Broker URL: ``redis://``/``rediss://``/``unix://``, ``redis+sentinel://``,
+    ``redis+cluster://`` (docs/redis-topologies.md), or ``memory://`` for one process."""
     key_prefix: str = "rc"
     """Prefix of every Redis key and pub/sub channel Relaycast uses."""
     gateway_id: str = ""
