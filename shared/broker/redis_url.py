@@ -14,7 +14,7 @@ The same URL serves gateways (:func:`shared.broker.create_broker`) and publisher
 from __future__ import annotations
 
 from typing import Any, Literal, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import msgspec
 import redis
@@ -75,7 +75,7 @@ class RedisTarget(msgspec.Struct, frozen=True, kw_only=True):
         """A ``redis://`` URL of one data node, with this target's credentials."""
         auth = ""
         if self.password is not None:
-            auth = f"{self.username or ''}:{self.password}@"
+            auth = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
         host = f"[{address[0]}]" if ":" in address[0] else address[0]
         return f"redis://{auth}{host}:{address[1]}/{self.db}"
 
