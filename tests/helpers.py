@@ -36,7 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class GatewayProcess:
-    """One ``relaycast gateway`` process on 127.0.0.1, with its log in a temp file."""
+    """One ``relaycast gateway`` process on 127.0.0.1, with its log in a temp file.
+
+    It runs in development mode (anyone may read anything) unless ``mode="production"`` is
+    among its settings; tests/security starts production gateways with keys.
+    """
 
     def __init__(self, redis_url: str, port: int | None = None, **settings: Any) -> None:
         self.port = port or free_port()

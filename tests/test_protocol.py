@@ -14,6 +14,8 @@ CLIENT_FRAMES = [
     p.Ping(),
     p.Ping(id=3),
     p.Pong(id=3),
+    p.Auth(token="header.payload.signature"),
+    p.Refresh(token="header.payload.signature"),
 ]
 SERVER_FRAMES = [
     p.Subscribed(channel="c", offset=0, epoch="e"),
@@ -23,6 +25,7 @@ SERVER_FRAMES = [
     p.Ping(),
     p.Pong(id=1),
     p.Error(code="bad_frame", message="nope", channel="c"),
+    p.Authenticated(user="alice", expires=1767225600),
 ]
 
 
