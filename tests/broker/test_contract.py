@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
+from publisher import AsyncPublisher, Publisher
 from shared.broker import Broker, Publication, create_broker
 from shared.channels import ChannelOptions
+from shared.protocol import Position
 from shared.settings import Settings
 from tests.broker.topologies import wait_for
 from tests.helpers import wait_until
@@ -199,6 +201,24 @@ async def test_after_the_pubsub_link_drops_it_reports_down_then_up_and_delivers_
     await wait_until(lambda: all(len(got[c]) == 1 for c in channels), 10, "deliveries")
     for channel in channels:
         assert [p.data for p in got[channel]] == ["again"]
+
+
+@pytest.mark.parametrize("rig", REDIS_KINDS, indirect=True)
+async def test_both_publishers_take_the_same_url_and_their_messages_arrive(rig: Rig) -> None:
+    channel = fresh("contract.publishers")
+    await rig.broker.subscribe(channel)
+
+    def blocking() -> Position:
+        with Publisher(rig.url) as publisher:
+            return publisher.publish(channel, {"by": "blocking"})
+
+    first = await asyncio.to_thread(blocking)
+    async with AsyncPublisher(rig.url) as publisher:
+        second = await publisher.publish(channel, {"by": "async"})
+    assert (first.offset, second.offset) == (1, 2)
+    got = rig.recorder.publications
+    await wait_until(lambda: len(got[channel]) == 2, 10, "both publications")
+    assert [p.data for p in got[channel]] == ['{"by":"blocking"}', '{"by":"async"}']
 
 
 @pytest.mark.parametrize("rig", REDIS_KINDS, indirect=True)
