@@ -158,7 +158,7 @@ class TokenKeys:
         except jwt.PyJWTError:
             raise TokenError("malformed", "token is not a valid JWT") from None
         algorithm = header.get("alg")
-        if algorithm not in self.algorithms:
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
             raise TokenError("algorithm", "token algorithm is not accepted")
         kid = header.get("kid")
         candidates = [

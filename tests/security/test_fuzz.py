@@ -9,9 +9,13 @@ that every connection and subscription it counted is gone, and that its memory s
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import struct
+from typing import Any
 
 import msgspec
 import pytest
@@ -24,7 +28,7 @@ from shared.protocol import decode_client
 from shared.settings import Settings
 from tests.helpers import GatewayProcess, wait_until
 from tests.rawws import BINARY, CLOSE, CONT, PING, PONG, TEXT, RawWebSocket
-from tests.security.conftest import NAMESPACES, Keys, start_gateway
+from tests.security.conftest import NAMESPACES, SECRET, Keys, start_gateway
 
 TYPES = ["subscribe", "unsubscribe", "ping", "pong", "auth", "refresh", "launch", "", "SUBSCRIBE"]
 FIELDS = ["type", "channel", "since", "offset", "epoch", "id", "token", "data", "type"]
@@ -87,6 +91,47 @@ def mutated(draw: st.DrawFn, base: list[bytes]) -> bytes:
     return bytes(data)
 
 
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+CLAIMS = ["exp", "nbf", "iat", "aud", "iss", "sub", "channels"]
+jwt_like = st.builds(
+    lambda header, payload, signature: ".".join(
+        (b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()), b64(signature))
+    ),
+    st.dictionaries(
+        st.sampled_from(["alg", "kid", "typ"]),
+        json_values | st.sampled_from(["HS256", "ES256", "RS256", "none", "rsa-1"]),
+    ),
+    st.dictionaries(st.sampled_from(CLAIMS), json_values),
+    st.binary(max_size=80),
+)
+"""Well-formed JWTs with headers and claims of any shape and a random signature."""
+
+
+def signed(payload: dict[str, Any]) -> str:
+    head = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(payload).encode())
+    return head + "." + b64(hmac.new(SECRET.encode(), head.encode(), hashlib.sha256).digest())
+
+
+signed_like = st.builds(
+    signed,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "exp": st.just(2**31) | json_values,
+            "aud": st.just("relaycast") | json_values,
+            "sub": st.text(max_size=300) | json_values,
+            "channels": st.lists(st.text(max_size=300), max_size=5) | json_values,
+            "nbf": json_values,
+            "iat": json_values,
+        },
+    ),
+)
+"""Correctly signed HS256 tokens whose claims have any shape: they reach claim checks."""
+
+
 def payloads(token: str) -> st.SearchStrategy[bytes]:
     base = valid_frames(token)
     return st.one_of(
@@ -95,6 +140,11 @@ def payloads(token: str) -> st.SearchStrategy[bytes]:
         frames_like.map(lambda f: json.dumps(f).encode()),
         json_values.map(lambda v: json.dumps(v).encode()),
         st.sampled_from(base),
+        st.builds(
+            lambda kind, t: json.dumps({"type": kind, "token": t}).encode(),
+            st.sampled_from(["auth", "refresh"]),
+            jwt_like | signed_like,
+        ),
     )
 
 
@@ -148,6 +198,8 @@ def test_token_verifier_raises_only_token_errors(guard, token, data):
             st.text(max_size=300),
             mutated([token.encode()]).map(lambda b: b.decode("latin-1")),
             st.lists(st.text(alphabet="abcXYZ-_=.{}", max_size=30), max_size=4).map(".".join),
+            jwt_like,
+            signed_like,
         )
     )
     with contextlib.suppress(TokenError):
