@@ -42,7 +42,7 @@ RESYNC_HOLD = 10_000
 
 
 class _Channel:
-    __slots__ = ("epoch", "held", "last", "lock", "offset", "options", "subscribers")
+    __slots__ = ("epoch", "held", "last", "lock", "offset", "options", "stamp", "subscribers")
 
     def __init__(self, options: ChannelOptions) -> None:
         self.options = options
@@ -50,6 +50,7 @@ class _Channel:
         self.lock = asyncio.Lock()
         self.offset = 0
         self.epoch = ""
+        self.stamp = 0.0  # publish time of the message at ``offset`` (0: not known)
         # Publications held while the channel is not in step with the broker (None: live).
         self.held: list[Publication] | None = []
         self.last: OutFrame | None = None  # newest frame, for latest-value snapshots
@@ -102,7 +103,7 @@ class Hub:
                 self._spawn(self._resync(channel, state))
 
     def _fan_out(self, channel: str, state: _Channel, publication: Publication) -> None:
-        state.offset = publication.offset
+        state.offset, state.stamp = publication.offset, publication.time
         frame = message(channel, publication, state.options.latest)
         if state.options.latest:
             state.last = frame
@@ -136,8 +137,23 @@ class Hub:
         options = state.options
         limit = self.settings.replay_batch if options.history_size else 0
         while True:
-            history = await self.broker.history(channel, options, since=state.offset, limit=limit)
+            # Read from the last message fanned out, to check it is still the same one.
+            overlap = 1 if limit and state.stamp else 0
+            history = await self.broker.history(
+                channel, options, since=state.offset - overlap, limit=limit + overlap
+            )
             position, pubs = history.position, history.publications
+            rewritten = False
+            if overlap and pubs and pubs[0].offset == state.offset:
+                rewritten = pubs[0].time != state.stamp
+                pubs = pubs[1:]
+            if position.epoch == state.epoch and (position.offset < state.offset or rewritten):
+                # The broker lost messages it had acknowledged (a failover to a replica
+                # that had not received them) and hands their offsets out again: a new
+                # epoch, so that no client takes a new message for one it already has.
+                position = await self.broker.renew_epoch(channel, options, state.epoch)
+                self._restart(channel, state, position.epoch, [], position.offset)
+                continue
             if position.epoch != state.epoch:
                 # A new stream (Redis lost its data): read it from its start.
                 history = await self.broker.history(channel, options, since=0, limit=limit)
@@ -154,7 +170,8 @@ class Hub:
         observe.GAP_FILLS.labels("recovered").inc()
         held, state.held = state.held or [], None
         for publication in held:
-            self._route(channel, state, publication)
+            if publication.epoch == state.epoch:  # older epochs are history's to judge
+                self._route(channel, state, publication)
 
     def _restart(
         self, channel: str, state: _Channel, epoch: str, pubs: list[Publication], head: int
@@ -175,7 +192,7 @@ class Hub:
                 state.epoch,
                 epoch,
             )
-        state.epoch, state.offset = epoch, offset
+        state.epoch, state.offset, state.stamp = epoch, offset, 0.0
         notice = control(Subscribed(channel=channel, offset=offset, epoch=epoch, recovered=False))
         for session in state.subscribers:
             session.restart(channel, notice, offset)
@@ -232,6 +249,8 @@ class Hub:
         if history.publications:
             last = history.publications[-1]
             state.last = message(channel, last, latest=True)
+            if last.offset == state.offset:
+                state.stamp = last.time
         held, state.held = state.held or [], None
         for publication in held:
             self._route(channel, state, publication)

@@ -112,3 +112,13 @@ class Broker(Protocol):
         Raises:
             BrokerUnavailable: the broker cannot be reached.
         """
+
+    async def renew_epoch(self, channel: str, options: ChannelOptions, stale: str) -> Position:
+        """Start a new epoch if ``stale`` is still the channel's epoch; return the position.
+
+        For a gateway that saw a channel's offset go backwards: the broker lost messages
+        it had acknowledged (a failover) and would hand their offsets out again.
+
+        Raises:
+            BrokerUnavailable: the broker cannot be reached.
+        """

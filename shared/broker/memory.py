@@ -88,5 +88,11 @@ class MemoryBroker:
                 items = [p for p in stream.items if p.offset > since][:limit]
         return History(Position(stream.offset, stream.epoch), items)
 
+    async def renew_epoch(self, channel: str, options: ChannelOptions, stale: str) -> Position:
+        stream = self._stream(channel)
+        if stream.epoch == stale:
+            stream.epoch = new_epoch()
+        return Position(stream.offset, stream.epoch)
+
 
 _: type[Broker] = MemoryBroker

@@ -18,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import hiredis
 import msgspec
@@ -33,23 +32,15 @@ from shared.broker.base import (
     BrokerUnavailable,
     History,
     Publication,
-    new_epoch,
 )
 from shared.broker.redis_link import PubSubLink, Reply, open_link
-from shared.broker.scripts import (
-    HISTORY_LUA,
-    PUBLISH_LUA,
-    channel_keys,
-    meta_ttl,
-    publish_args,
-)
+from shared.broker.store import RedisStore
 from shared.channels import ChannelOptions
 from shared.protocol import Position
 
 __all__ = ["RedisBroker"]
 
 log = logging.getLogger("relaycast.broker")
-T = TypeVar("T")
 
 _decode_publication = msgspec.msgpack.Decoder(Publication).decode
 
@@ -79,8 +70,7 @@ class RedisBroker:
                 health_check_interval=15,
             )
         self._client = client
-        self._publish_script = self._client.register_script(PUBLISH_LUA)
-        self._history_script = self._client.register_script(HISTORY_LUA)
+        self._store = RedisStore(client, prefix)
         self._connect_timeout = connect_timeout
         self._probe_interval = probe_interval
         self._probe_timeout = probe_timeout
@@ -155,21 +145,12 @@ class RedisBroker:
         if self._link is not None:
             self._link.send("UNSUBSCRIBE", name)
 
-    # --- publish and history -------------------------------------------------------------
-
-    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await fn()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"redis {what} failed: {exc}") from exc
+    # --- publish and history (the store's) ------------------------------------------------
 
     async def publish(
         self, channel: str, data: bytes | str, options: ChannelOptions, time: float
     ) -> Position:
-        keys = channel_keys(self._prefix, channel)
-        args = publish_args(data, options, time, new_epoch())
-        reply = await self._call("publish", lambda: self._publish_script(keys=keys, args=args))
-        return Position(int(reply[0]), reply[1].decode())
+        return await self._store.publish(channel, data, options, time)
 
     async def history(
         self,
@@ -179,16 +160,10 @@ class RedisBroker:
         since: int | None = None,
         limit: int = 0,
     ) -> History:
-        meta, stream, _ = channel_keys(self._prefix, channel)
-        args = ("" if since is None else since, limit, new_epoch(), meta_ttl(options))
-        reply = await self._call(
-            "history", lambda: self._history_script(keys=[meta, stream], args=args)
-        )
-        offset, epoch, entries = int(reply[0]), reply[1].decode(), reply[2]
-        publications = [_entry(entry, epoch) for entry in entries]
-        if since is None:
-            publications.reverse()
-        return History(Position(offset, epoch), publications)
+        return await self._store.history(channel, options, since=since, limit=limit)
+
+    async def renew_epoch(self, channel: str, options: ChannelOptions, stale: str) -> Position:
+        return await self._store.renew_epoch(channel, options, stale)
 
     # --- the pub/sub link ----------------------------------------------------------------
 
@@ -316,14 +291,6 @@ class RedisBroker:
             self._probe_sent_at = now
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await self._client.publish(self._probe_name, self._probe_sent)
-
-
-def _entry(entry: list[Any], epoch: str) -> Publication:
-    entry_id, fields = entry
-    values = dict(zip(fields[::2], fields[1::2], strict=True))
-    return Publication(
-        int(entry_id.split(b"-", 1)[0]), epoch, values[b"d"].decode(), float(values[b"t"])
-    )
 
 
 _: type[Broker] = RedisBroker

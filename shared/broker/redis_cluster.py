@@ -45,12 +45,10 @@ from shared.broker.base import (
     BrokerUnavailable,
     History,
     Publication,
-    new_epoch,
 )
-from shared.broker.redis import _entry
 from shared.broker.redis_link import PubSubLink, Reply, open_link
 from shared.broker.redis_url import Address, async_command_client, parse_redis_url
-from shared.broker.scripts import HISTORY_LUA, channel_keys, meta_ttl, publish_args
+from shared.broker.store import RedisStore
 from shared.channels import ChannelOptions
 from shared.protocol import Position
 
@@ -136,8 +134,7 @@ class RedisClusterBroker:
         )
         assert isinstance(client, aiocluster.RedisCluster)
         self._client = client
-        self._publish_script = client.register_script(target.publish_script)
-        self._history_script = client.register_script(HISTORY_LUA)
+        self._store = RedisStore(client, prefix, target.publish_script)
         self._connect_timeout = connect_timeout
         self._probe_interval = probe_interval
         self._probe_timeout = probe_timeout
@@ -217,18 +214,12 @@ class RedisClusterBroker:
         for shard in self._shards.values():
             shard.sunsubscribe(name)
 
-    # --- publish and history -------------------------------------------------------------
+    # --- publish and history (the store's) ------------------------------------------------
 
     async def publish(
         self, channel: str, data: bytes | str, options: ChannelOptions, time: float
     ) -> Position:
-        keys = channel_keys(self._prefix, channel)
-        args = publish_args(data, options, time, new_epoch())
-        try:
-            reply = await self._publish_script(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"redis cluster publish failed: {exc}") from exc
-        return Position(int(reply[0]), reply[1].decode())
+        return await self._store.publish(channel, data, options, time)
 
     async def history(
         self,
@@ -238,17 +229,10 @@ class RedisClusterBroker:
         since: int | None = None,
         limit: int = 0,
     ) -> History:
-        meta, stream, _ = channel_keys(self._prefix, channel)
-        args = ("" if since is None else since, limit, new_epoch(), meta_ttl(options))
-        try:
-            reply = await self._history_script(keys=[meta, stream], args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"redis cluster history failed: {exc}") from exc
-        offset, epoch, entries = int(reply[0]), reply[1].decode(), reply[2]
-        publications = [_entry(entry, epoch) for entry in entries]
-        if since is None:
-            publications.reverse()
-        return History(Position(offset, epoch), publications)
+        return await self._store.history(channel, options, since=since, limit=limit)
+
+    async def renew_epoch(self, channel: str, options: ChannelOptions, stale: str) -> Position:
+        return await self._store.renew_epoch(channel, options, stale)
 
     # --- replies from the links ----------------------------------------------------------
 

@@ -13,6 +13,7 @@ from shared.channels import ChannelOptions
 __all__ = [
     "HISTORY_LUA",
     "PUBLISH_LUA",
+    "RENEW_EPOCH_LUA",
     "SHARDED_PUBLISH_LUA",
     "channel_keys",
     "meta_ttl",
@@ -98,4 +99,17 @@ if limit > 0 then
   end
 end
 return {offset, epoch, entries}
+"""
+
+# ARGV: the stale epoch, a candidate new epoch, meta_ttl
+# Returns {offset, epoch}: the new epoch if the stale one was current, else the current one.
+RENEW_EPOCH_LUA = """
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if (not epoch) or epoch == ARGV[1] then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], 'e', epoch)
+  redis.call('HSETNX', KEYS[1], 'o', 0)
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return {tonumber(redis.call('HGET', KEYS[1], 'o')), epoch}
 """

@@ -1,0 +1,89 @@
+"""The command side of the Redis brokers: publish, history and epochs, by Lua script.
+
+One :class:`RedisStore` serves a single server, a Sentinel-managed primary and a Cluster
+alike: each script touches only the keys of one channel, which share a hash tag. The
+pub/sub side (links, supervision, probes) lives in each broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
+from redis.exceptions import RedisError
+
+from shared.broker.base import BrokerUnavailable, History, Publication, new_epoch
+from shared.broker.scripts import (
+    HISTORY_LUA,
+    PUBLISH_LUA,
+    RENEW_EPOCH_LUA,
+    channel_keys,
+    meta_ttl,
+    publish_args,
+)
+from shared.channels import ChannelOptions
+from shared.protocol import Position
+
+__all__ = ["RedisStore"]
+
+
+class RedisStore:
+    """Positions and history of channels in Redis, through ``client``."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis | aiocluster.RedisCluster,
+        prefix: str,
+        publish_lua: str = PUBLISH_LUA,
+    ) -> None:
+        self.client = client
+        self._prefix = prefix
+        self._publish = client.register_script(publish_lua)
+        self._history = client.register_script(HISTORY_LUA)
+        self._renew = client.register_script(RENEW_EPOCH_LUA)
+
+    async def _run(self, what: str, script: Any, keys: Any, args: Any) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"redis {what} failed: {exc}") from exc
+
+    async def publish(
+        self, channel: str, data: bytes | str, options: ChannelOptions, time: float
+    ) -> Position:
+        keys = channel_keys(self._prefix, channel)
+        args = publish_args(data, options, time, new_epoch())
+        reply = await self._run("publish", self._publish, keys, args)
+        return Position(int(reply[0]), reply[1].decode())
+
+    async def history(
+        self,
+        channel: str,
+        options: ChannelOptions,
+        *,
+        since: int | None = None,
+        limit: int = 0,
+    ) -> History:
+        meta, stream, _ = channel_keys(self._prefix, channel)
+        args = ("" if since is None else since, limit, new_epoch(), meta_ttl(options))
+        reply = await self._run("history", self._history, [meta, stream], args)
+        offset, epoch, entries = int(reply[0]), reply[1].decode(), reply[2]
+        publications = [_entry(entry, epoch) for entry in entries]
+        if since is None:
+            publications.reverse()
+        return History(Position(offset, epoch), publications)
+
+    async def renew_epoch(self, channel: str, options: ChannelOptions, stale: str) -> Position:
+        meta, _, _ = channel_keys(self._prefix, channel)
+        args = (stale, new_epoch(), meta_ttl(options))
+        reply = await self._run("epoch renewal", self._renew, [meta], args)
+        return Position(int(reply[0]), reply[1].decode())
+
+
+def _entry(entry: list[Any], epoch: str) -> Publication:
+    entry_id, fields = entry
+    values = dict(zip(fields[::2], fields[1::2], strict=True))
+    return Publication(
+        int(entry_id.split(b"-", 1)[0]), epoch, values[b"d"].decode(), float(values[b"t"])
+    )
