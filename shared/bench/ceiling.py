@@ -115,7 +115,6 @@ def ceiling(rig: Rig, params: Params) -> dict[str, Any]:
             "lost": stats["lost"],
             "duplicates": stats["duplicates"],
             "missing": stats["missing"],
-            "latency_ms": stats["latency_ms"],
             "load_cpu_pct": round(100 * stats["load_cpu"] / wall, 1),
             "load_us_per_delivery": round(stats["load_cpu"] / max(received, 1) * 1e6, 3),
             "ceiling_per_s": round(received / span / max(load_share, 1e-9)),

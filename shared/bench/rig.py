@@ -51,6 +51,8 @@ class RigOptions:
     """Load processes; 0 picks one per load CPU (more when the fd limit requires)."""
     sources: int = 4
     """Source addresses 127.0.0.1 .. 127.0.0.N the clients connect from."""
+    ramp: int = 256
+    """Handshakes (and subscribes) each load process keeps in flight while connecting."""
     pin: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
     """RELAYCAST_* settings for the gateways the rig starts."""
@@ -327,6 +329,7 @@ class Rig:
         resume: bool = True,
         sample_every: int = 1,
         urls: list[tuple[str, int]] | None = None,
+        keepalive: float = 10.0,
     ) -> LoadGroup:
         """Start load processes for ``clients`` connections over ``channels`` (not yet open).
 
@@ -351,6 +354,8 @@ class Rig:
                     resume=resume,
                     cpus=self.load_cpus,
                     sample_every=sample_every,
+                    keepalive=keepalive,
+                    max_pending=self.options.ramp,
                 )
             )
             first += count

@@ -39,8 +39,6 @@ _PONG_FRAME = b"\x81\x8f\x00\x00\x00\x00" + b'{"type":"pong"}'
 RECV_SIZE = 65536
 """Bytes asked of each recv. Larger buffers cost far more than they save: glibc serves
 a 256 KiB allocation with mmap and munmap, about 14 µs per read."""
-KEEPALIVE = 10.0
-"""Seconds between the pongs every connection sends, so heartbeats never time it out."""
 _KEEP = 512  # bytes of a read kept for the next one: longer than any frame's head
 _findall = _MESSAGE.findall
 _time = time.time
@@ -72,6 +70,9 @@ class LoadConfig:
     cpus: list[int] | None = None
     sample_every: int = 1
     """Keep the latency of every n-th message."""
+    keepalive: float = 10.0
+    """Seconds between the pongs every connection sends, so heartbeats never time it out
+    (a client answering each server ping sends one per heartbeat interval)."""
 
 
 @dataclass
@@ -207,6 +208,8 @@ class _Loader:
         if was < LIVE:
             self.pending -= 1
             self._failed(conn)
+            key = f"closed {code or 1006} before subscribed"
+            self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
             return
         key = str(code or 1006)
         self.stats.closes[key] = self.stats.closes.get(key, 0) + 1
@@ -404,11 +407,11 @@ class _Loader:
         pipe_fd = self.pipe.fileno()
         self.poll.register(pipe_fd, select.EPOLLIN)
         conns = self.conns
-        keepalive = time.monotonic() + KEEPALIVE
+        keepalive = time.monotonic() + self.config.keepalive
         while self.running:
             events = self.poll.poll(0.05)
             if time.monotonic() > keepalive:
-                keepalive = time.monotonic() + KEEPALIVE
+                keepalive = time.monotonic() + self.config.keepalive
                 self._keepalive()
             for fd, event in events:
                 if fd == pipe_fd:
@@ -429,6 +432,7 @@ class _Loader:
                     {
                         "connected": self.stats.connected,
                         "failed": self.stats.failed,
+                        "errors": dict(self.stats.errors),
                         "seconds": time.monotonic() - self.connect_started,
                     }
                 )
