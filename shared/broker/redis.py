@@ -33,6 +33,7 @@ from shared.broker.base import (
     History,
     Publication,
 )
+from shared.broker.probe import Probe, Verdict, watch
 from shared.broker.redis_link import PubSubLink, Reply, open_link
 from shared.broker.store import RedisStore
 from shared.channels import ChannelOptions
@@ -75,9 +76,7 @@ class RedisBroker:
         self._probe_interval = probe_interval
         self._probe_timeout = probe_timeout
         self._probe_name = f"{prefix}:probe:{name}".encode()
-        self._probe_sent = 0
-        self._probe_seen = 0
-        self._probe_sent_at: float | None = None
+        self._probe = Probe()
 
         self._handler: BrokerEventHandler | None = None
         self._channels: set[str] = set()
@@ -186,7 +185,7 @@ class RedisBroker:
                     return
                 self._handler.on_publication(channel, publication)
             elif name == self._probe_name:
-                self._probe_seen = max(self._probe_seen, int(reply[2]))
+                self._probe.saw(int(reply[2]))
         elif kind == b"subscribe":
             channel = self._names.get(reply[1])
             waiter = self._pending.get(channel) if channel is not None else None
@@ -244,7 +243,7 @@ class RedisBroker:
                 continue
             attempt = 0
             self._link, self._up = link, True
-            self._probe_sent_at = None
+            self._probe.forgive()
             log.info("redis pub/sub connected; %d channels subscribed", len(self._channels))
             if self._handler is not None:
                 self._handler.on_broker_state(True)
@@ -261,36 +260,23 @@ class RedisBroker:
 
     async def _watch(self) -> None:
         """End-to-end probe: publish to our own channel and expect it back on the link."""
-        loop = asyncio.get_running_loop()
-        interval = self._probe_interval
-        due = loop.time() + interval
-        while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            now = loop.time()
-            late = now - due
-            due = now + interval
+
+        async def tick(now: float) -> None:
             link = self._link
             if link is None:
-                continue
-            if late > min(1.0, interval / 2):
-                # The loop itself is behind: a missing probe says nothing about Redis.
-                log.info("event loop %.2fs late; probe deadline not judged this round", late)
-                self._probe_sent_at = None
-                continue
-            outstanding = self._probe_seen < self._probe_sent
-            if outstanding and self._probe_sent_at is not None:
-                if now - self._probe_sent_at > self._probe_timeout:
-                    log.warning(
-                        "probe not seen back within %.1fs: pub/sub link is silently dead;"
-                        " reconnecting",
-                        self._probe_timeout,
-                    )
-                    link.abort()
-                continue
-            self._probe_sent += 1
-            self._probe_sent_at = now
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await self._client.publish(self._probe_name, self._probe_sent)
+                return
+            verdict = self._probe.check(now, self._probe_timeout)
+            if verdict is Verdict.DEAD:
+                log.warning(
+                    "probe not seen back within %.1fs: pub/sub link is silently dead; reconnecting",
+                    self._probe_timeout,
+                )
+                link.abort()
+            elif verdict is Verdict.SEND:
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await self._client.publish(self._probe_name, self._probe.sent)
+
+        await watch(self._probe_interval, tick, self._probe.forgive)
 
 
 _: type[Broker] = RedisBroker

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import hiredis
 import msgspec
@@ -46,7 +45,9 @@ from shared.broker.base import (
     History,
     Publication,
 )
-from shared.broker.redis_link import PubSubLink, Reply, open_link
+from shared.broker.cluster_topology import Shard, read_slot_map
+from shared.broker.probe import Verdict, watch
+from shared.broker.redis_link import Reply, open_link
 from shared.broker.redis_url import Address, async_command_client, parse_redis_url
 from shared.broker.store import RedisStore
 from shared.channels import ChannelOptions
@@ -57,52 +58,6 @@ __all__ = ["RedisClusterBroker"]
 log = logging.getLogger("relaycast.broker")
 
 _decode_publication = msgspec.msgpack.Decoder(Publication).decode
-
-
-class _Shard:
-    """The pub/sub link to one primary, and the shard channels it carries."""
-
-    __slots__ = (
-        "address",
-        "link",
-        "probe",
-        "probe_seen",
-        "probe_sent",
-        "probe_sent_at",
-        "requested",
-        "subscribed",
-        "unsubscribing",
-    )
-
-    def __init__(self, address: Address, probe: bytes) -> None:
-        self.address = address
-        self.link: PubSubLink | None = None
-        self.probe = probe
-        self.requested: set[bytes] = set()  # SSUBSCRIBE sent
-        self.subscribed: set[bytes] = set()  # and confirmed
-        self.unsubscribing: dict[bytes, int] = {}  # SUNSUBSCRIBE replies still to come
-        self.probe_sent = 0
-        self.probe_seen = 0
-        self.probe_sent_at: float | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.link is not None and self.link.is_open
-
-    def ssubscribe(self, name: bytes) -> None:
-        if name not in self.requested and self.link is not None:
-            self.requested.add(name)
-            self.link.send("SSUBSCRIBE", name)
-
-    def sunsubscribe(self, name: bytes) -> None:
-        if name in self.requested and self.link is not None:
-            self.requested.discard(name)
-            self.subscribed.discard(name)
-            self.unsubscribing[name] = self.unsubscribing.get(name, 0) + 1
-            self.link.send("SUNSUBSCRIBE", name)
-
-    def __str__(self) -> str:
-        return f"{self.address[0]}:{self.address[1]}"
 
 
 class RedisClusterBroker:
@@ -146,7 +101,7 @@ class RedisClusterBroker:
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._owners: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         self._known: list[Address] = list(target.nodes)
-        self._shards: dict[Address, _Shard] = {}
+        self._shards: dict[Address, Shard] = {}
         self._trouble = asyncio.Event()
         self._reason = ""
         self._up = False
@@ -182,7 +137,7 @@ class RedisClusterBroker:
 
     # --- subscriptions -------------------------------------------------------------------
 
-    def _owner(self, name: bytes) -> _Shard | None:
+    def _owner(self, name: bytes) -> Shard | None:
         address = self._owners[key_slot(name)]
         return None if address is None else self._shards.get(address)
 
@@ -242,7 +197,7 @@ class RedisClusterBroker:
             self._reason = reason
             self._trouble.set()
 
-    def _on_reply(self, shard: _Shard, reply: Reply) -> None:
+    def _on_reply(self, shard: Shard, reply: Reply) -> None:
         if type(reply) is not list:
             if isinstance(reply, hiredis.ReplyError):
                 text = str(reply)
@@ -263,8 +218,8 @@ class RedisClusterBroker:
                     log.warning("dropped a malformed publication on %s", channel)
                     return
                 self._handler.on_publication(channel, publication)
-            elif name == shard.probe:
-                shard.probe_seen = max(shard.probe_seen, int(reply[2]))
+            elif name == shard.probe_name:
+                shard.probe.saw(int(reply[2]))
         elif kind == b"ssubscribe":
             if name in shard.requested:
                 shard.subscribed.add(name)
@@ -282,40 +237,19 @@ class RedisClusterBroker:
                 # Pushed by the server: the slot left this node, or the node was demoted.
                 shard.requested.discard(name)
                 shard.subscribed.discard(name)
-                if name in self._names or name == shard.probe:
+                if name in self._names or name == shard.probe_name:
                     self._disrupt(f"{shard} unsubscribed {name.decode(errors='replace')}")
 
-    def _on_link_closed(self, shard: _Shard, exc: Exception | None) -> None:
+    def _on_link_closed(self, shard: Shard, exc: Exception | None) -> None:
         if self._shards.get(shard.address) is shard:
             self._disrupt(f"link to {shard} lost ({exc or 'closed by server'})")
 
     # --- keeping the links in step with the slot map -------------------------------------
 
-    async def _read_slot_map(self) -> list[Any]:
-        """``CLUSTER SLOTS`` from the first node that answers (known nodes, then seeds)."""
-        candidates = list(dict.fromkeys([*self._known, *self._target.nodes]))
-        failures = []
-        for address in candidates:
-            node = async_command_client(
-                parse_redis_url(self._target.node_url(address)),
-                socket_connect_timeout=self._connect_timeout,
-                socket_timeout=self._connect_timeout,
-            )
-            try:
-                reply: list[Any] = await node.execute_command("CLUSTER", "SLOTS")
-            except (RedisError, OSError, TimeoutError) as exc:
-                failures.append(f"{address[0]}:{address[1]}: {exc}")
-                continue
-            finally:
-                await node.aclose()
-            if reply:
-                return [_named(entry, address) for entry in reply]
-            failures.append(f"{address[0]}:{address[1]}: no slots assigned")
-        raise BrokerUnavailable("no cluster node answered CLUSTER SLOTS: " + "; ".join(failures))
-
     async def _reconcile(self) -> None:
         """Read the slot map, link every primary, subscribe every channel on its owner."""
-        slot_map = await self._read_slot_map()
+        nodes = list(dict.fromkeys([*self._known, *self._target.nodes]))
+        slot_map = await read_slot_map(self._target, nodes, self._connect_timeout)
         owners: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         known: list[Address] = []
         for first, last, primary, *replicas in slot_map:
@@ -334,7 +268,7 @@ class RedisClusterBroker:
         await self._settle()
 
     async def _link(self, address: Address) -> None:
-        shard = _Shard(address, self._probe_name(address))
+        shard = Shard(address, self._probe_name(address))
         shard.link = await open_link(
             self._target.node_url(address),
             lambda reply: self._on_reply(shard, reply),
@@ -343,7 +277,7 @@ class RedisClusterBroker:
         shard.link.closed.add_done_callback(lambda done: self._on_link_closed(shard, done.result()))
         self._shards[address] = shard
 
-    def _discard(self, shard: _Shard) -> None:
+    def _discard(self, shard: Shard) -> None:
         if self._shards.get(shard.address) is shard:
             del self._shards[shard.address]
         if shard.link is not None:
@@ -362,7 +296,7 @@ class RedisClusterBroker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._connect_timeout + len(self._channels) / 10_000
         while True:
-            wanted: dict[Address, set[bytes]] = {a: {s.probe} for a, s in self._shards.items()}
+            wanted: dict[Address, set[bytes]] = {a: {s.probe_name} for a, s in self._shards.items()}
             for name in self._names:
                 owner = self._owners[key_slot(name)]
                 if owner is None or owner not in wanted:
@@ -407,7 +341,7 @@ class RedisClusterBroker:
             if not self._up:
                 self._up = True
                 for shard in self._shards.values():
-                    shard.probe_sent_at = None
+                    shard.probe.forgive()
                 log.info(
                     "redis cluster pub/sub connected: %d primaries, %d channels subscribed",
                     len(self._shards),
@@ -428,55 +362,33 @@ class RedisClusterBroker:
 
     async def _watch(self) -> None:
         """End-to-end probes: SPUBLISH to each link's own probe channel, expect it back."""
-        loop = asyncio.get_running_loop()
-        interval = self._probe_interval
-        due = loop.time() + interval
-        while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            now = loop.time()
-            late = now - due
-            due = now + interval
-            if late > min(1.0, interval / 2):
-                # The loop itself is behind: a missing probe says nothing about Redis.
-                log.info("event loop %.2fs late; probe deadlines not judged this round", late)
-                for shard in self._shards.values():
-                    shard.probe_sent_at = None
-                continue
+
+        async def tick(now: float) -> None:
             sends = []
             for shard in list(self._shards.values()):
-                if not shard.is_open or shard.probe not in shard.subscribed:
+                if not shard.is_open or shard.probe_name not in shard.subscribed:
                     continue
-                outstanding = shard.probe_seen < shard.probe_sent
-                if outstanding and shard.probe_sent_at is not None:
-                    if now - shard.probe_sent_at > self._probe_timeout and shard.link is not None:
-                        log.warning(
-                            "probe not seen back from %s within %.1fs: link silently dead;"
-                            " reconnecting",
-                            shard,
-                            self._probe_timeout,
-                        )
-                        shard.link.abort()
-                    continue
-                shard.probe_sent += 1
-                shard.probe_sent_at = now
-                sends.append(self._client.spublish(shard.probe, shard.probe_sent))
+                verdict = shard.probe.check(now, self._probe_timeout)
+                if verdict is Verdict.DEAD and shard.link is not None:
+                    log.warning(
+                        "probe not seen back from %s within %.1fs: link silently dead;"
+                        " reconnecting",
+                        shard,
+                        self._probe_timeout,
+                    )
+                    shard.link.abort()
+                elif verdict is Verdict.SEND:
+                    sends.append(self._client.spublish(shard.probe_name, shard.probe.sent))
             if sends:
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    async with asyncio.timeout(interval):
+                    async with asyncio.timeout(self._probe_interval):
                         await asyncio.gather(*sends, return_exceptions=True)
 
+        def forgive() -> None:
+            for shard in self._shards.values():
+                shard.probe.forgive()
 
-def _named(entry: list[Any], asked: Address) -> list[Any]:
-    """One CLUSTER SLOTS range as [first, last, primary, *replicas] with (host, port) nodes.
-
-    An empty host means the node that answered (the Redis Cluster specification).
-    """
-    first, last, *nodes = entry
-    addresses = [
-        ((node[0].decode() if isinstance(node[0], bytes) else node[0]) or asked[0], int(node[1]))
-        for node in nodes
-    ]
-    return [int(first), int(last), *addresses]
+        await watch(self._probe_interval, tick, forgive)
 
 
 _: type[Broker] = RedisClusterBroker
