@@ -64,7 +64,8 @@ class ChannelOptions(msgspec.Struct, frozen=True, kw_only=True):
         pattern: shell-style pattern this entry applies to.
         history_size: messages kept in Redis for resume; 0 keeps none (plain pub/sub,
             a reconnecting client is told ``recovered: false`` when it missed any).
-        history_ttl: seconds history is kept after the last publish.
+        history_ttl: the age bound: a message older than this many seconds is dropped
+            from history (and a channel quiet this long loses its history).
         latest: a latest-value channel (metrics): a new subscriber gets the newest
             message at once, and a slow client gets the newest value instead of a
             backlog. Otherwise the channel is ordered: a client too slow to keep up is

@@ -66,6 +66,13 @@ local size = tonumber(ARGV[3])
 if size > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', size, offset .. '-0', 'd', ARGV[1], 't', ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[4])
+  -- The age bound: drop entries older than history_ttl, a few per publish (bounded work).
+  local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[4])
+  for _ = 1, 8 do
+    local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+    if #oldest == 0 or tonumber(oldest[1][2][4]) >= cutoff then break end
+    redis.call('XDEL', KEYS[2], oldest[1][1])
+  end
 end
 redis.call('PUBLISH', KEYS[3], cmsgpack.pack({offset, epoch, ARGV[1], tonumber(ARGV[2])}))
 return {offset, epoch}
