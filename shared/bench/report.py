@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 from array import array
 from collections.abc import Iterable, Mapping
@@ -171,10 +172,34 @@ def table(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str:
+    """The source's git commit (``+dirty`` with uncommitted changes), or empty."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if head.returncode:
+        return ""
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def record(result: Mapping[str, Any], path: str | Path) -> None:
     """Append ``result`` to a JSON-lines file (the record under version control)."""
     line = dict(result)
     line.setdefault("time", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    line.setdefault("commit", _commit())
     with open(path, "a") as out:
         out.write(json.dumps(line, sort_keys=True) + "\n")
 
