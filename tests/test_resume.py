@@ -101,3 +101,19 @@ async def test_messages_older_than_the_age_bound_leave_history(redis_server, gat
     answer = await subscribe(ws, "young.x", {"offset": 0, "epoch": epoch})
     assert answer["recovered"] is False  # 1..3 aged out
     await ws.close()
+
+
+async def test_a_reconnect_storm_of_resumes_is_served_not_refused(redis_server, gateways):
+    gw = gateway(gateways, redis_server.url)
+    await publish(redis_server.url, "storm.x", range(1, 101))
+    ws = await open_ws(gw.ws_url)
+    epoch = (await subscribe(ws, "storm.x"))["epoch"]
+    await ws.close()
+    crowd = await asyncio.gather(*(open_ws(gw.ws_url) for _ in range(300)))
+    since = {"offset": 0, "epoch": epoch}
+    request = json.dumps({"type": "subscribe", "channel": "storm.x", "since": since})
+    await asyncio.gather(*(ws.send(request) for ws in crowd))  # all at the same moment
+    answers = await asyncio.gather(*(recv_json(ws, timeout=60) for ws in crowd))
+    refused = [a for a in answers if a["type"] != "subscribed" or not a["recovered"]]
+    assert not refused, f"{len(refused)} of 300 resumes refused, e.g. {refused[0]}"
+    await asyncio.gather(*(ws.close() for ws in crowd))

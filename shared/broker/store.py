@@ -3,10 +3,15 @@
 One :class:`RedisStore` serves a single server, a Sentinel-managed primary and a Cluster
 alike: each script touches only the keys of one channel, which share a hash tag. The
 pub/sub side (links, supervision, probes) lives in each broker.
+
+At most :data:`CONCURRENCY` scripts are in flight at once; the rest wait their turn. A
+reconnect storm after a deploy starts hundreds of resumes at the same moment, and
+redis-py's connection pool refuses ("Too many connections") rather than queue them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -25,7 +30,9 @@ from shared.broker.scripts import (
 from shared.channels import ChannelOptions
 from shared.protocol import Position
 
-__all__ = ["RedisStore"]
+__all__ = ["CONCURRENCY", "RedisStore"]
+
+CONCURRENCY = 64
 
 
 class RedisStore:
@@ -42,10 +49,12 @@ class RedisStore:
         self._publish = client.register_script(publish_lua)
         self._history = client.register_script(HISTORY_LUA)
         self._renew = client.register_script(RENEW_EPOCH_LUA)
+        self._turns = asyncio.Semaphore(CONCURRENCY)
 
     async def _run(self, what: str, script: Any, keys: Any, args: Any) -> Any:
         try:
-            return await script(keys=keys, args=args)
+            async with self._turns:
+                return await script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"redis {what} failed: {exc}") from exc
 
