@@ -38,6 +38,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--rate", type=float, default=d.rate, help="deliveries/s offered")
     p.add_argument("--duration", type=float, default=d.duration, help="seconds of publishing")
     p.add_argument("--size", type=int, default=d.size, help="payload bytes")
+    p.add_argument("--channels", type=int, default=1, help="fanout: channels to spread over")
     p.add_argument("--no-history", action="store_true", help="channels that keep no history")
     p.add_argument("--backlog", type=int, default=d.backlog, help="replay: messages to resume")
     p.add_argument("--heartbeat", type=float, default=d.heartbeat, help="idle: ping interval")
@@ -70,6 +71,7 @@ def params_from(args: argparse.Namespace) -> Params:
         duration=args.duration,
         size=args.size,
         history=not args.no_history,
+        channels=args.channels,
         backlog=args.backlog,
         heartbeat=args.heartbeat,
         p99_bound_ms=args.p99_bound,

@@ -39,6 +39,8 @@ class Params:
     duration: float = 10.0
     size: int = 200
     history: bool = True
+    channels: int = 1
+    """fanout: channels the clients are spread over."""
     backlog: int = 1000
     heartbeat: float = 5.0
     rates: tuple[float, ...] = (25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000)
@@ -179,19 +181,27 @@ def _begin(rig: Rig, params: Params, title: str, name: str, **settings: Any) -> 
 
 
 def fanout(rig: Rig, params: Params) -> dict[str, Any]:
-    """Every client on one channel."""
+    """Every client on one channel (or spread evenly over ``params.channels`` channels)."""
     kind = "history" if params.history else "plain"
+    count = max(1, min(params.channels, params.clients))
+    where = f"one {kind} channel" if count == 1 else f"{count} {kind} channels"
     result = _begin(
         rig,
         params,
-        f"{params.clients} clients on one {kind} channel, {params.size}-byte messages,"
+        f"{params.clients} clients on {where}, {params.size}-byte messages,"
         f" {params.rate:,.0f} deliveries/s offered for {params.duration:g} s",
         "fanout",
     )
-    channel = _channel(params, "fan")
-    group = rig.load(params.clients, [channel])
+    names = [_channel(params, f"fan{i}") for i in range(count)]
+    group = rig.load(params.clients, names)
+    rss0 = rig.gateway_rss()
     _connect(rig, group, result)
-    flow, _ = _stream(rig, group, [channel], params.clients, params, params.rate)
+    if rss0 and result["connections"]:
+        result["rss_per_conn_kb"] = round(
+            (rig.gateway_rss() - rss0) / result["connections"] / 1024, 2
+        )
+        result["gateway_rss_mb"] = round(rig.gateway_rss() / 2**20, 1)
+    flow, _ = _stream(rig, group, names, params.clients // count, params, params.rate)
     result.update(flow)
     return result
 
