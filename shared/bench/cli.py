@@ -44,6 +44,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--heartbeat", type=float, default=d.heartbeat, help="idle: ping interval")
     p.add_argument("--rates", default=None, help="sweep: comma-separated deliveries/s")
     p.add_argument("--p99-bound", type=float, default=d.p99_bound_ms, help="sweep: ms")
+    p.add_argument("--freeze", type=float, default=d.freeze, help="overload: seconds frozen")
     p.add_argument("--loaders", type=int, default=0, help="load processes (0: auto)")
     p.add_argument("--sources", type=int, default=4, help="source addresses 127.0.0.1..N")
     p.add_argument("--gateways", type=int, default=1, help="gateways to start")
@@ -72,6 +73,7 @@ def params_from(args: argparse.Namespace) -> Params:
         size=args.size,
         history=not args.no_history,
         channels=args.channels,
+        freeze=args.freeze,
         backlog=args.backlog,
         heartbeat=args.heartbeat,
         p99_bound_ms=args.p99_bound,

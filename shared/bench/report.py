@@ -151,6 +151,8 @@ def table(result: Mapping[str, Any]) -> str:
         )
     for key, label in (
         ("broker_reconnects", "broker reconnects"),
+        ("watchdog_rounds_not_judged", "probe rounds late"),
+        ("watchdog_drops", "probe link drops"),
         ("replayed", "replayed"),
         ("replay_seconds", "replay time"),
         ("sustained_per_s", "sustained"),

@@ -196,6 +196,14 @@ class GatewayProc:
     def alive(self) -> bool:
         return self.proc is None or self.proc.poll() is None
 
+    def log_text(self) -> str:
+        """The gateway's whole log (empty for a gateway the rig did not start)."""
+        if self.log is None:
+            return ""
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")
+        return ""
+
     def log_tail(self, lines: int = 40) -> str:
         if self.log is None:
             return ""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,8 @@ class Params:
     history: bool = True
     channels: int = 1
     """fanout: channels the clients are spread over."""
+    freeze: float = 3.0
+    """overload: seconds the gateway is frozen halfway through."""
     backlog: int = 1000
     heartbeat: float = 5.0
     rates: tuple[float, ...] = (25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000)
@@ -353,29 +357,55 @@ def sweep(rig: Rig, params: Params) -> dict[str, Any]:
 
 
 def overload(rig: Rig, params: Params) -> dict[str, Any]:
-    """Offer more than the gateway can send, with a tight broker probe; count what breaks."""
+    """Offer more than the gateway can send, with a tight broker probe; count what breaks.
+
+    Halfway through, every gateway the rig started is frozen (SIGSTOP) for ``params.freeze``
+    seconds, longer than the probe deadline: as a long GC pause or a starved CPU would.
+    When it runs again its watchdog wakes late and must not take the unanswered probe for
+    a dead Redis.
+    """
     result = _begin(
         rig,
         params,
         f"{params.clients} clients on one channel, {params.rate:,.0f} deliveries/s offered"
-        f" for {params.duration:g} s; broker probe every 0.5 s, deadline 2 s",
+        f" for {params.duration:g} s, gateway frozen {params.freeze:g} s halfway;"
+        " broker probe every 0.5 s, deadline 2 s",
         "overload",
         probe_interval=0.5,
         probe_timeout=2.0,
+        log_level="info",  # the watchdog logs each round it does not judge at info
     )
     channel = _channel(params, "over")
     group = rig.load(params.clients, [channel])
     _connect(rig, group, result)
-    flow, _ = _stream(rig, group, [channel], params.clients, params, params.rate)
+    pids = [g.pid for g in rig.gateways if g.proc is not None and g.pid]
+    freezer = threading.Timer(params.duration / 2, _freeze, (pids, params.freeze))
+    freezer.start()
+    try:
+        flow, _ = _stream(rig, group, [channel], params.clients, params, params.rate)
+    finally:
+        freezer.cancel()
+        freezer.join()
     result.update(flow)
-    log = "\n".join(g.log_tail(400) for g in rig.gateways)
+    log = "\n".join(g.log_text() for g in rig.gateways)
     result["watchdog_drops"] = log.count("silently dead")
+    result["watchdog_rounds_not_judged"] = log.count("not judged")
     result["note"] = (
         "ok: no broker link dropped, nothing lost"
         if not flow["broker_reconnects"] and not flow["lost"] and not flow["missing"]
         else "FAIL: the gateway lost messages or dropped its broker link under overload"
     )
     return result
+
+
+def _freeze(pids: list[int], seconds: float) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 SCENARIOS = {
