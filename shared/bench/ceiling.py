@@ -18,9 +18,9 @@ import time
 from typing import Any
 
 from shared.bench import report
+from shared.bench.flow import Params, connect, merge
 from shared.bench.pubload import payload
 from shared.bench.rig import Rig, _mp
-from shared.bench.scenarios import Params, _connect, _merge
 
 __all__ = ["ceiling"]
 
@@ -97,12 +97,12 @@ def ceiling(rig: Rig, params: Params) -> dict[str, Any]:
     rig.publishers.append(proc)
     port = parent.recv()
     group = rig.load(params.clients, ["ceiling"], resume=False, urls=[("127.0.0.1", port)])
-    _connect(rig, group, result)
+    connect(rig, group, result)
     group.ask("reset")
     start_wall, start = time.time(), time.monotonic()
     parent.send("go")
     last = parent.recv()
-    stats = _merge(group.ask("collect", {"last": last, "timeout": 30}))
+    stats = merge(group.ask("collect", {"last": last, "timeout": 30}))
     wall = time.monotonic() - start
     parent.send("done")
     received = stats["received"]

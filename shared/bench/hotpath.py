@@ -23,10 +23,10 @@ from gateway.admission import Security
 from gateway.hub import Hub
 from gateway.transports.websocket import WebSocketTransport
 from shared.bench import report
+from shared.bench.flow import Params
 from shared.bench.pubload import payload
 from shared.bench.rig import Rig
-from shared.bench.scenarios import Params
-from shared.bench.wsload import _text_frame
+from shared.bench.wire import text_frame
 from shared.broker import create_broker
 from shared.broker.base import Publication
 from shared.settings import Settings
@@ -86,7 +86,7 @@ async def _run(clients: int, rounds: int, size: int) -> dict[str, Any]:
     )
     port = server.sockets[0].getsockname()[1]
     socks: list[socket.socket] = []
-    subscribe = _text_frame(b'{"type":"subscribe","channel":"%s"}' % CHANNEL.encode())
+    subscribe = text_frame(b'{"type":"subscribe","channel":"%s"}' % CHANNEL.encode())
     try:
         for _ in range(clients):
             sock = socket.create_connection(("127.0.0.1", port))

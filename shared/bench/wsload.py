@@ -3,130 +3,48 @@
 The load generator must cost less per message than the gateway it measures, so it is not
 built on asyncio or on a WebSocket library. Each process runs one plain ``epoll`` loop
 over non-blocking sockets and keeps per connection only a byte tail and the number of
-the next message it expects. Inbound data is not split into frames: one regular
-expression over each read finds every ``message`` frame's publish time and number (the
-bench publisher writes payloads as ``{"t":<time>,"n":<number>,"p":"..."}``), so the
-per-message cost is a C-level scan. Every connection holds exactly one subscription, so
-numbers are checked per connection: a number above the expected one is loss, below it a
-duplicate.
+the next message it expects; :mod:`shared.bench.wire` finds the messages in each read.
+Every connection holds exactly one subscription, so numbers are checked per connection:
+a number above the expected one is loss, below it a duplicate.
 
-The parent drives a process through a pipe with :class:`Command` values and gets one
-reply per command (see :func:`run`).
+The parent drives a process through a pipe and gets one reply per command (see
+:func:`run`).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import os
-import re
 import resource
 import select
 import socket
 import time
 from array import array
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+
+from shared.bench.loadspec import LoadConfig, LoadStats
+from shared.bench.wire import (
+    ERROR,
+    MESSAGE,
+    PONG_FRAME,
+    SUBSCRIBED,
+    close_code,
+    handshake,
+    subscribe_frame,
+)
 
 __all__ = ["LoadConfig", "LoadStats", "run"]
 
-_MESSAGE = re.compile(rb'"data":\{"t":([0-9.]+),"n":(\d+),"p"')
-_SUBSCRIBED = re.compile(rb'\{"type":"subscribed","channel":"[^"]*","offset":(\d+),"epoch":"(\w*)"')
-_ERROR = re.compile(rb'\{"type":"error","code":"(\w+)"')
-_PONG_FRAME = b"\x81\x8f\x00\x00\x00\x00" + b'{"type":"pong"}'
 RECV_SIZE = 65536
 """Bytes asked of each recv. Larger buffers cost far more than they save: glibc serves
 a 256 KiB allocation with mmap and munmap, about 14 µs per read."""
 _KEEP = 512  # bytes of a read kept for the next one: longer than any frame's head
-_findall = _MESSAGE.findall
+_findall = MESSAGE.findall
 _time = time.time
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 CONNECTING, HANDSHAKE, SUBSCRIBING, LIVE, CLOSED = range(5)
-
-
-@dataclass
-class LoadConfig:
-    """What one load process opens.
-
-    Connection ``i`` (for ``i`` in ``[first, first + count)``) connects to
-    ``urls[i % len(urls)]`` from source address ``sources[i % len(sources)]`` and
-    subscribes to ``channels[i % len(channels)]``.
-    """
-
-    urls: list[tuple[str, int]]
-    channels: list[str]
-    first: int
-    count: int
-    sources: list[str] = field(default_factory=lambda: ["127.0.0.1"])
-    since_epoch: str | None = None
-    """Subscribe with ``since: {offset: 0, epoch}`` (a resume from the start)."""
-    resume: bool = True
-    """Reconnect a connection the gateway closed, resuming from its last message."""
-    max_pending: int = 256
-    """Handshakes in flight at once."""
-    cpus: list[int] | None = None
-    sample_every: int = 1
-    """Keep the latency of every n-th message."""
-    keepalive: float = 10.0
-    """Seconds between the pongs every connection sends, so heartbeats never time it out
-    (a client answering each server ping sends one per heartbeat interval)."""
-
-
-@dataclass
-class LoadStats:
-    """What one load process saw since its counters were last reset."""
-
-    connected: int = 0
-    failed: int = 0
-    open: int = 0
-    received: int = 0
-    lost: int = 0
-    duplicates: int = 0
-    missing: int = 0
-    """Messages up to the expected last one that never arrived (open connections)."""
-    closes: dict[str, int] = field(default_factory=dict)
-    reconnects: int = 0
-    recovered: int = 0
-    not_recovered: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    last_recv: float = 0.0
-    cpu_seconds: float = 0.0
-    latencies: bytes = b""
-    """Seconds from publish to receipt, ``array('d')`` bytes (sampled)."""
-
-
-def _handshake(host: str, port: int) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
-
-
-def _text_frame(payload: bytes) -> bytes:
-    """A client text frame with an all-zero mask key (the payload goes out as is)."""
-    n = len(payload)
-    head = bytes((0x81, 0x80 | n)) if n < 126 else b"\x81\xfe" + n.to_bytes(2, "big")
-    return head + b"\x00\x00\x00\x00" + payload
-
-
-def _subscribe_frame(channel: str, offset: int | None, epoch: str | None) -> bytes:
-    since = "" if epoch is None else f',"since":{{"offset":{offset or 0},"epoch":"{epoch}"}}'
-    return _text_frame(f'{{"type":"subscribe","channel":"{channel}"{since}}}'.encode())
-
-
-def _close_code(tail: bytes) -> int | None:
-    """The code of a close frame that ends ``tail`` exactly, if one does."""
-    start = max(0, len(tail) - 130)
-    i = tail.rfind(b"\x88", start)
-    while i >= 0:
-        if i + 4 <= len(tail) and tail[i + 1] == len(tail) - i - 2:
-            return int.from_bytes(tail[i + 2 : i + 4], "big")
-        i = tail.rfind(b"\x88", start, i)
-    return None
 
 
 class _Conn:
@@ -230,7 +148,7 @@ class _Loader:
         except OSError:
             data = b""
         if not data:
-            self._drop(fd, conn, _close_code(conn.tail))
+            self._drop(fd, conn, close_code(conn.tail))
             return
         if conn.state == LIVE:
             self._messages(conn, conn.tail + data if conn.tail else data)
@@ -301,15 +219,15 @@ class _Loader:
         assert conn.sock is not None
         since = conn.next_n - 1 if conn.epoch is not None else 0
         epoch = conn.epoch if conn.epoch is not None else self.config.since_epoch
-        conn.sock.send(_subscribe_frame(conn.channel, since, epoch))
+        conn.sock.send(subscribe_frame(conn.channel, since, epoch))
         conn.state = SUBSCRIBING
         conn.tail = b""
         self._subscribed(fd, conn, buf[end + 4 :])
 
     def _subscribed(self, fd: int, conn: _Conn, buf: bytes) -> None:
-        match = _SUBSCRIBED.search(buf)
+        match = SUBSCRIBED.search(buf)
         if match is None:
-            error = _ERROR.search(buf)
+            error = ERROR.search(buf)
             if error is not None:
                 code = error.group(1).decode()
                 self.stats.errors[code] = self.stats.errors.get(code, 0) + 1
@@ -342,7 +260,7 @@ class _Loader:
             self._drop(fd, conn, None)
             return
         host, port = conn.addr
-        sock.send(_handshake(host, port))
+        sock.send(handshake(host, port))
         conn.state = HANDSHAKE
         self.poll.modify(fd, select.EPOLLIN)
 
@@ -352,7 +270,7 @@ class _Loader:
         for conn in self.conns.values():
             if conn.state == LIVE and conn.sock is not None:
                 with contextlib.suppress(OSError):
-                    conn.sock.send(_PONG_FRAME)
+                    conn.sock.send(PONG_FRAME)
 
     def _command(self) -> None:
         command, arg = self.pipe.recv()
@@ -483,8 +401,3 @@ def run(config: LoadConfig, pipe: Connection) -> None:
         loader.loop()
     finally:
         pipe.close()
-
-
-def stats_dict(stats: LoadStats) -> dict[str, Any]:
-    """``stats`` without the raw latency samples (for logs)."""
-    return {k: v for k, v in vars(stats).items() if k != "latencies"}
