@@ -8,7 +8,7 @@ processes exactly as ``relaycast gateway`` runs them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -76,3 +76,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report_figure() -> Callable[[str], None]:
+    """``report_figure(line)``: a one-line summary of what a test measured, shown in the
+    "figures" section at the end of the run (and so in CI's log), never judged."""
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

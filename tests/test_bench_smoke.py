@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import _require_redis
 
 
-def bench(*args: str) -> dict:
+def bench(report_figure, *args: str) -> dict:
     """Run ``relaycast bench ARGS --json`` as users do; its result."""
     _require_redis()
     done = subprocess.run(
@@ -27,14 +27,26 @@ def bench(*args: str) -> dict:
     )
     assert done.returncode in (0, 1), f"bench crashed:\n{done.stdout}\n{done.stderr[-3000:]}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"\n{json.dumps(result, indent=1, sort_keys=True)}")
+    keys = (
+        "connections",
+        "deliveries_per_s",
+        "lost",
+        "duplicates",
+        "gateway_us_per_delivery",
+        "latency_ms",
+        "gateway_cpu_pct",
+        "rss_per_conn_kb",
+    )
+    summary = {k: result[k] for k in keys if k in result}
+    report_figure(f"relaycast bench {' '.join(args)}: {json.dumps(summary)}")
     return result
 
 
 @pytest.mark.slow
-def test_fanout_smoke_run_delivers_every_message_once_to_every_client():
+def test_fanout_smoke_run_delivers_every_message_once_to_every_client(report_figure):
     clients, rate, duration = 300, 30_000, 3
-    result = bench("fanout", "--clients", str(clients), "--rate", str(rate), "--duration", "3")
+    args = ("--clients", str(clients), "--rate", str(rate), "--duration", str(duration))
+    result = bench(report_figure, "fanout", *args)
     assert result["connections"] == clients
     assert result["lost"] == result["duplicates"] == result["missing"] == 0, result
     assert result["deliveries"] == clients * result["published"]
@@ -43,8 +55,9 @@ def test_fanout_smoke_run_delivers_every_message_once_to_every_client():
 
 
 @pytest.mark.slow
-def test_idle_smoke_run_holds_every_connection():
-    result = bench("idle", "--clients", "2000", "--duration", "3", "--heartbeat", "1")
+def test_idle_smoke_run_holds_every_connection(report_figure):
+    args = ("--clients", "2000", "--duration", "3", "--heartbeat", "1")
+    result = bench(report_figure, "idle", *args)
     assert result["connections"] == result["open"] == 2000
     assert not result.get("closes")
     assert result.get("problems", []) == []

@@ -11,7 +11,9 @@ CLIENTS = 300
 MESSAGES = 200
 
 
-async def test_every_client_on_two_gateways_gets_every_message_in_order(redis_server, gateways):
+async def test_every_client_on_two_gateways_gets_every_message_in_order(
+    redis_server, gateways, report_figure
+):
     a = GatewayProcess.start(gateways, redis_server.url)
     b = GatewayProcess.start(gateways, redis_server.url)
     sockets = await asyncio.gather(*(open_ws((a if i % 2 else b).ws_url) for i in range(CLIENTS)))
@@ -38,4 +40,4 @@ async def test_every_client_on_two_gateways_gets_every_message_in_order(redis_se
     assert redis_numsub(redis_server, "fanout.test") == 2
     await asyncio.gather(*(ws.close() for ws in sockets))
     await wait_until(lambda: redis_numsub(redis_server, "fanout.test") == 0, 10)
-    print(f"\n{CLIENTS} clients x {MESSAGES} messages = {CLIENTS * MESSAGES} deliveries")
+    report_figure(f"fan-out: {CLIENTS} clients on 2 gateways x {MESSAGES} messages, in order")

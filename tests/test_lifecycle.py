@@ -81,7 +81,7 @@ async def test_subscribe_unsubscribe_burst_keeps_exactly_one_broker_subscription
     await asyncio.gather(*(ws.close() for ws in clients[:-1]))
 
 
-async def test_sigterm_drains_clients_with_1012_then_exits(redis_server, gateways):
+async def test_sigterm_drains_clients_with_1012_then_exits(redis_server, gateways, report_figure):
     drain = 2.0
     gw = GatewayProcess.start(gateways, redis_server.url, drain_seconds=drain)
     clients = await asyncio.gather(*(open_ws(gw.ws_url) for _ in range(40)))
@@ -110,6 +110,9 @@ async def test_sigterm_drains_clients_with_1012_then_exits(redis_server, gateway
     assert code == 0
     assert {ws.close_code for ws in clients} == {1012}
     spread = max(closed_at) - min(closed_at)
-    print(f"\n40 clients closed over {spread:.2f}s of a {drain}s window; exit after {elapsed:.2f}s")
+    report_figure(
+        f"drain: 40 clients closed with 1012 over {spread:.2f}s of a {drain}s window;"
+        f" exit {elapsed:.2f}s after SIGTERM"
+    )
     assert spread > drain / 4, "closes were not spread over the drain window"
     assert elapsed < drain + 8

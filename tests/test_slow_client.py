@@ -13,7 +13,7 @@ PAD = "x" * 1000
 MAX_MESSAGES = 20_000
 
 
-async def test_a_client_that_never_reads_is_closed_with_4001(redis_server, gateways):
+async def test_a_client_that_never_reads_is_closed_with_4001(redis_server, gateways, report_figure):
     gw = GatewayProcess.start(
         gateways, redis_server.url, outbox_messages=200, outbox_bytes=256 * 1024
     )
@@ -49,7 +49,10 @@ async def test_a_client_that_never_reads_is_closed_with_4001(redis_server, gatew
     reader.cancel()
     assert received == list(range(published)), "the fast client missed or reordered messages"
     growth = gw.rss() - rss_before
-    print(f"\npublished {published} x 1 KB; slow got {frames} frames; RSS +{growth >> 10} KiB")
+    report_figure(
+        f"slow client: cut off with 4001 after {frames} of {published} x 1 KB messages;"
+        f" gateway RSS +{growth >> 10} KiB; the other client got all"
+    )
     assert growth < 64 * 1024 * 1024
     await fast.close()
     await slow.close()

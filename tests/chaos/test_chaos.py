@@ -78,7 +78,9 @@ async def publish_steadily(url: str, channel: str, rate: float, pad: str, stop: 
 NAMESPACES = '[{"pattern": "chaos.bulk", "history_size": 3000}, {"pattern": "*"}]'
 
 
-async def test_no_message_lost_or_duplicated_through_chaos(redis_server, gateways, monkeypatch):
+async def test_no_message_lost_or_duplicated_through_chaos(
+    redis_server, gateways, monkeypatch, report_figure
+):
     monkeypatch.setenv("RELAYCAST_NAMESPACES", NAMESPACES)  # the publishers' settings too
     common = {
         "namespaces": NAMESPACES,
@@ -189,8 +191,8 @@ async def test_no_message_lost_or_duplicated_through_chaos(redis_server, gateway
         resumes += reconnects
     slow = sum(s.close_codes.count(4001) for s in stallers)
     slow += sum(g.metric("relaycast_slow_client_disconnects_total") for g in gws)
-    print(
-        f"\nchaos: published {published} messages on {len(sent)} channels; "
+    report_figure(
+        f"chaos: published {published} messages on {len(sent)} channels; "
         f"{CLIENTS + STALLERS} clients, delivered {delivered}, lost {lost}, "
         f"duplicated {duplicated}, resumes {resumes}, not recovered {not_recovered}, "
         f"slow-client cut-offs {int(slow)}, pub/sub links killed {kills}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -43,19 +43,3 @@ def load_balancer() -> Iterator[LoadBalancer]:
 def kubectl() -> str:
     """The kubectl binary, which renders the kustomize overlays."""
     return require(shutil.which("kubectl"), "kubectl is not on PATH: cannot render k8s/")
-
-
-_FIGURES: list[str] = []
-
-
-@pytest.fixture
-def report_figure() -> Iterator[Callable[[str], None]]:
-    """``report_figure(line)``: a one-line summary shown at the end of the test run."""
-    yield _FIGURES.append
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _FIGURES:
-        terminalreporter.section("deployment figures")
-        for line in _FIGURES:
-            terminalreporter.write_line(line)
