@@ -110,6 +110,22 @@ class Hub:
         for session in state.subscribers:
             session.deliver(frame)
 
+    def _fan_out_backlog(self, channel: str, state: _Channel, pubs: list[Publication]) -> None:
+        """Fan out a batch refilled from history. A subscriber whose outbox cannot take it
+        is not cut off: it catches up from history at its own pace, as a resume does."""
+        last = pubs[-1]
+        state.offset, state.stamp = last.offset, last.time
+        frames = [message(channel, p, state.options.latest) for p in pubs]
+        if state.options.latest:
+            state.last = frames[-1]
+        for session in state.subscribers:
+            if session.hold(channel, frames):
+                self._spawn(
+                    catch_up(
+                        self.broker, self.settings, session, channel, state.options, state.epoch
+                    )
+                )
+
     # --- resync: fill a gap from history -----------------------------------------------
 
     async def _resync(self, channel: str, state: _Channel) -> None:
@@ -163,8 +179,8 @@ class Hub:
                 not pubs and position.offset > state.offset
             ):
                 self._restart(channel, state, position.epoch, pubs, position.offset)
-            for publication in pubs:
-                self._fan_out(channel, state, publication)
+            if pubs:
+                self._fan_out_backlog(channel, state, pubs)
             if len(pubs) < limit or not pubs:
                 break
         observe.GAP_FILLS.labels("recovered").inc()

@@ -227,6 +227,22 @@ class Session:
 
     # --- catching up: subscribed, replay in paced batches, then live -------------------
 
+    def hold(self, channel: str, frames: list[OutFrame]) -> bool:
+        """Take a backlog the hub refills from history, or hold the channel if the outbox
+        has no room for it: True means the caller must start a paced catch-up, which then
+        replays ``frames`` (and what follows) as the client reads."""
+        sub = self.subs.get(channel)
+        if sub is None or sub.pending is not None or not frames or self.close_code is not None:
+            for frame in frames:
+                self.deliver(frame)
+            return False
+        if frames[0].latest or self._fits(sum(len(f.json) for f in frames), 1, len(frames)):
+            for frame in frames:
+                self.deliver(frame)
+            return False
+        sub.pending, sub.overflowed, sub.target = [], False, frames[-1].offset
+        return True
+
     def start(self, channel: str, subscribed: OutFrame, offset: int, target: int) -> bool:
         """Send the ``subscribed`` frame; replayed frames follow from ``offset + 1``.
 

@@ -164,3 +164,18 @@ def test_a_resume_does_not_go_live_before_reaching_the_head_it_started_from():
     assert session.go_live("a")
     session.deliver(pub("a", 7))
     assert [f["offset"] for f in frames(session)[1:]] == [3, 4, 5, 6, 7]
+
+
+def test_a_refilled_backlog_is_taken_when_it_fits_and_held_when_it_does_not():
+    session = Session(Limits(outbox_messages=8))
+    live(session, "a")
+    assert not session.hold("a", [pub("a", n) for n in (1, 2, 3)])  # fits: delivered
+    assert [f["offset"] for f in frames(session)] == [1, 2, 3]
+    backlog = [pub("a", n) for n in range(4, 14)]  # ten frames, room for eight
+    assert session.hold("a", backlog)  # held: the caller starts a paced catch-up
+    assert session.close_code is None and session.take() == []
+    got = []
+    while not session.go_live("a"):  # 4..13 come from history, as the client reads
+        session.feed("a", backlog)
+        got += [f["offset"] for f in frames(session)]
+    assert got == list(range(4, 14))
