@@ -25,7 +25,7 @@ from typing import Any
 from gateway import observe
 from gateway.auth import enforce_credentials
 from gateway.frames import OutFrame, control, message
-from gateway.replay import catch_up, open_subscription
+from gateway.replay import Replay
 from gateway.session import Session
 from shared.backoff import backoff_delay
 from shared.broker.base import Broker, BrokerUnavailable, Publication
@@ -102,29 +102,27 @@ class Hub:
             if state.held is not None and state.subscribers:
                 self._spawn(self._resync(channel, state))
 
-    def _fan_out(self, channel: str, state: _Channel, publication: Publication) -> None:
+    def _advance(self, channel: str, state: _Channel, publication: Publication) -> OutFrame:
+        """The channel moves on to ``publication``: its frame, encoded once."""
         state.offset, state.stamp = publication.offset, publication.time
         frame = message(channel, publication, state.options.latest)
         if state.options.latest:
             state.last = frame
+        return frame
+
+    def _fan_out(self, channel: str, state: _Channel, publication: Publication) -> None:
+        frame = self._advance(channel, state, publication)
         for session in state.subscribers:
             session.deliver(frame)
 
     def _fan_out_backlog(self, channel: str, state: _Channel, pubs: list[Publication]) -> None:
         """Fan out a batch refilled from history. A subscriber whose outbox cannot take it
         is not cut off: it catches up from history at its own pace, as a resume does."""
-        last = pubs[-1]
-        state.offset, state.stamp = last.offset, last.time
-        frames = [message(channel, p, state.options.latest) for p in pubs]
-        if state.options.latest:
-            state.last = frames[-1]
+        frames = [self._advance(channel, state, p) for p in pubs]
         for session in state.subscribers:
             if session.hold(channel, frames):
-                self._spawn(
-                    catch_up(
-                        self.broker, self.settings, session, channel, state.options, state.epoch
-                    )
-                )
+                replay = Replay(self.broker, self.settings, session, channel, state.options)
+                self._spawn(replay.catch_up(state.epoch))
 
     # --- resync: fill a gap from history -----------------------------------------------
 
@@ -279,13 +277,9 @@ class Hub:
         async with state.lock:  # wait out a resync in progress
             head = Position(state.offset, state.epoch)
             snapshot = state.last
-        behind = await open_subscription(
-            self.broker, self.settings, session, channel, state.options, head, snapshot, since
-        )
-        if behind:
-            self._spawn(
-                catch_up(self.broker, self.settings, session, channel, state.options, head.epoch)
-            )
+        replay = Replay(self.broker, self.settings, session, channel, state.options)
+        if await replay.open(head, snapshot, since):
+            self._spawn(replay.catch_up(head.epoch))
 
     async def unsubscribe(self, session: Session, channel: str) -> None:
         state = self.channels.get(channel)
