@@ -19,14 +19,21 @@ of inbound frames (4029 when empty) with the clock readings the transport passes
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import msgspec
 
 from gateway import observe
 from gateway.auth import DENIED, Grant, Guard, take_token
+from gateway.commands import (
+    Command,
+    Limits,
+    RevokeCommand,
+    SubscribeCommand,
+    UnsubscribeCommand,
+)
 from gateway.frames import OutFrame, control
 from gateway.limits import TokenBucket
 from shared.channels import is_valid_channel
@@ -45,42 +52,13 @@ from shared.protocol import (
     decode_client,
 )
 
-__all__ = ["Limits", "RevokeCommand", "Session", "SubscribeCommand", "UnsubscribeCommand"]
+__all__ = ["Session"]
 
 _ids = itertools.count(1)
+log = logging.getLogger("relaycast.session")
 
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Per-connection bounds (from settings)."""
-
-    max_subscriptions: int = 100
-    outbox_messages: int = 1024
-    outbox_bytes: int = 4 * 1024 * 1024
-    frame_rate: float = 0.0
-    """Inbound frames per second on average (0: no limit); ``frame_burst`` at once."""
-    frame_burst: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class SubscribeCommand:
-    channel: str
-    since: Position | None
-
-
-@dataclass(frozen=True, slots=True)
-class UnsubscribeCommand:
-    channel: str
-
-
-@dataclass(frozen=True, slots=True)
-class RevokeCommand:
-    """Leave these channels: a refreshed token no longer covers them."""
-
-    channels: tuple[str, ...]
-
-
-Command = SubscribeCommand | UnsubscribeCommand | RevokeCommand
+LOGGED_ERRORS = 5
+"""Error frames logged per connection; the rest are only counted in /metrics."""
 
 
 class _Sub:
@@ -126,6 +104,7 @@ class Session:
         self._outbox_bytes = 0
         self._on_ready = on_ready
         self._drain_waiters: list[Callable[[], None]] = []
+        self._errors = 0
 
     # --- inbound -----------------------------------------------------------------------
 
@@ -350,6 +329,10 @@ class Session:
         self.send_error(code, message, channel)
 
     def send_error(self, code: ErrorCode, message: str, channel: str | None = None) -> None:
+        self._errors += 1
+        if self._errors <= LOGGED_ERRORS:  # a flood of bad frames is not a flood of lines
+            more = "; later ones not logged" if self._errors == LOGGED_ERRORS else ""
+            log.info("connection %d: %s: %s%s", self.id, code, message[:200], more)
         self.send(control(Error(code=code, message=message, channel=channel)))
 
     def send(self, frame: OutFrame) -> None:

@@ -28,9 +28,10 @@ from websockets.server import ServerProtocol
 
 from gateway import observe
 from gateway.admission import Entry, Security, admit_websocket, select_subprotocol
+from gateway.commands import Command, Limits, SubscribeCommand, UnsubscribeCommand
 from gateway.hub import Hub
 from gateway.limits import Refusal
-from gateway.session import Command, Limits, Session, SubscribeCommand, UnsubscribeCommand
+from gateway.session import Session
 
 __all__ = ["WebSocketTransport"]
 
@@ -320,6 +321,13 @@ class WebSocketTransport(asyncio.Protocol):
             return
         self.closing = True
         observe.DISCONNECTS.labels(str(code)).inc()
+        routine = code in (1000, 1001, 1012, 4002)  # drains and rebalancing: by the thousand
+        log.log(
+            logging.DEBUG if routine else logging.INFO,
+            "closing connection with %d: %s",
+            code,
+            reason,
+        )
         with contextlib.suppress(InvalidState):
             self.conn.send_close(code, reason[:120])
         self._send_protocol_output()
