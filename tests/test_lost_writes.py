@@ -16,8 +16,9 @@ import json
 
 import redis.asyncio as aioredis
 
+from gateway.commands import Limits
 from gateway.hub import Hub
-from gateway.session import Limits, Session
+from gateway.session import Session
 from publisher import AsyncPublisher
 from shared.broker.redis import RedisBroker
 from shared.settings import Settings

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from gateway.commands import Limits, SubscribeCommand, UnsubscribeCommand
 from gateway.frames import OutFrame, control, message
-from gateway.session import Limits, Session, SubscribeCommand, UnsubscribeCommand
+from gateway.session import Session
 from shared.broker.base import Publication
 from shared.protocol import CloseCode, Subscribed
 

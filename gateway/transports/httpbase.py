@@ -22,9 +22,10 @@ from starlette.types import Receive
 
 from gateway import observe
 from gateway.admission import Entry
+from gateway.commands import Limits, SubscribeCommand
 from gateway.frames import OutFrame
 from gateway.hub import Hub
-from gateway.session import Limits, Session, SubscribeCommand
+from gateway.session import Session
 from gateway.transports.cursor import Cursor, CursorError
 from shared.protocol import Subscribe, encode
 

@@ -8,9 +8,10 @@ import random
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from gateway.commands import Limits
 from gateway.hub import Hub
 from gateway.rebalance import Rebalancer
-from gateway.session import Limits, Session
+from gateway.session import Session
 from shared.broker.memory import MemoryBroker
 from shared.protocol import CloseCode
 from shared.settings import Settings, SettingsError

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.auth import Guard, TokenError
-from gateway.session import Limits, RevokeCommand, Session, SubscribeCommand, UnsubscribeCommand
+from gateway.commands import Limits, RevokeCommand, SubscribeCommand, UnsubscribeCommand
+from gateway.session import Session
 from shared.protocol import decode_client
 from shared.settings import Settings
 from tests.helpers import GatewayProcess, wait_until

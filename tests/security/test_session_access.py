@@ -8,7 +8,8 @@ import json
 import pytest
 
 from gateway.auth import Guard, enforce_credentials
-from gateway.session import Limits, RevokeCommand, Session, SubscribeCommand
+from gateway.commands import Limits, RevokeCommand, SubscribeCommand
+from gateway.session import Session
 from shared.settings import Settings
 from tests.security.conftest import NAMESPACES, Keys
 
