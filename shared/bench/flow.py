@@ -166,6 +166,7 @@ def stream(
     }
     if received and rig.gateways[0].pid:
         out["gateway_us_per_delivery"] = round(cpu / received * 1e6, 3)
+        out["gateway_kernel_us_per_delivery"] = round(used["system"] / received * 1e6, 3)
         out["gateway_cpu_s_per_100k"] = round(cpu / received * 1e5, 4)
     problems = [f"publisher: {e}" for e in published.errors]
     for key in ("lost", "duplicates", "missing"):

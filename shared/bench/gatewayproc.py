@@ -129,6 +129,10 @@ class GatewayProc:
         times = self._ps.cpu_times()
         return float(times.user + times.system)
 
+    def system_cpu(self) -> float:
+        """The kernel's part of :meth:`cpu` (system calls: on loopback, most is TCP)."""
+        return float(self._ps.cpu_times().system) if self._ps is not None else 0.0
+
     def waited(self) -> float:
         """Seconds the gateway's threads spent runnable but waiting for a CPU (Linux)."""
         if not self.pid:

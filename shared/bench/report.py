@@ -126,7 +126,8 @@ def table(result: Mapping[str, Any]) -> str:
         row(
             "gateway CPU",
             f"{result['gateway_us_per_delivery']:.2f} µs per delivery"
-            f" ({result['gateway_cpu_s_per_100k']:.3f} s per 100k),"
+            f" ({result.get('gateway_kernel_us_per_delivery', 0):.2f} of them in the kernel;"
+            f" {result['gateway_cpu_s_per_100k']:.3f} s per 100k),"
             f" {result['gateway_cpu_pct']:.0f}% of a core",
         )
     elif "gateway_cpu_pct" in result:

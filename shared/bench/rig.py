@@ -241,6 +241,9 @@ class Rig:
     def gateway_cpu(self) -> float:
         return sum(g.cpu() for g in self.gateways)
 
+    def gateway_system_cpu(self) -> float:
+        return sum(g.system_cpu() for g in self.gateways)
+
     def gateway_waited(self) -> float:
         return sum(g.waited() for g in self.gateways)
 
@@ -271,10 +274,13 @@ class Rig:
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[dict[str, float]]:
-        """Gateway CPU seconds, seconds it waited for a CPU, and wall seconds of the block."""
+        """Gateway CPU seconds (and the kernel's part, ``system``), seconds it waited for a
+        CPU, and wall seconds of the block."""
         out: dict[str, float] = {}
         cpu0, waited0, t0 = self.gateway_cpu(), self.gateway_waited(), time.monotonic()
+        system0 = self.gateway_system_cpu()
         yield out
         out["cpu"] = self.gateway_cpu() - cpu0
+        out["system"] = self.gateway_system_cpu() - system0
         out["waited"] = self.gateway_waited() - waited0
         out["wall"] = time.monotonic() - t0

@@ -155,6 +155,7 @@ def replay(rig: Rig, params: Params) -> dict[str, Any]:
     )
     if received and rig.gateways[0].pid:
         result["gateway_us_per_delivery"] = round(used["cpu"] / received * 1e6, 3)
+        result["gateway_kernel_us_per_delivery"] = round(used["system"] / received * 1e6, 3)
         result["gateway_cpu_s_per_100k"] = round(used["cpu"] / received * 1e5, 4)
     result["problems"] = [
         f"{stats[key]} messages {key}" for key in ("lost", "duplicates", "missing") if stats[key]
