@@ -17,10 +17,10 @@ class OutFrame:
     """One encoded server frame.
 
     The JSON bytes are made once per message per gateway, and the WebSocket framing
-    around them (``ws``) at most once, so the fan-out never encodes per client.
+    around them (``ws``) with them, so the fan-out never encodes per client.
     """
 
-    __slots__ = ("_ws", "channel", "json", "latest", "offset", "time")
+    __slots__ = ("channel", "json", "latest", "offset", "time", "ws")
 
     def __init__(
         self,
@@ -35,21 +35,21 @@ class OutFrame:
         self.offset = offset
         self.latest = latest
         self.time = time
-        self._ws: bytes | None = None
+        self.ws = _text_frame(json)
+        """The frame as one unmasked WebSocket text frame (an attribute, not a property:
+        the fan-out reads it once per delivery)."""
 
-    @property
-    def ws(self) -> bytes:
-        """The frame as one unmasked WebSocket text frame (RFC 6455, section 5.2)."""
-        if self._ws is None:
-            n = len(self.json)
-            if n < 126:
-                head = bytes((0x81, n))
-            elif n < 65536:
-                head = struct.pack("!BBH", 0x81, 126, n)
-            else:
-                head = struct.pack("!BBQ", 0x81, 127, n)
-            self._ws = head + self.json
-        return self._ws
+
+def _text_frame(json: bytes) -> bytes:
+    """``json`` as one unmasked WebSocket text frame (RFC 6455, section 5.2)."""
+    n = len(json)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + json
 
 
 def message(channel: str, publication: Publication, latest: bool) -> OutFrame:

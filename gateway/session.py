@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections import deque
 from collections.abc import Callable
 
 import msgspec
@@ -77,6 +76,25 @@ class _Sub:
 class Session:
     """Protocol state of one connection."""
 
+    # Slots: no per-session __dict__ (smaller, and the fan-out reads attributes directly).
+    __slots__ = (
+        "_bucket",
+        "_drain_waiters",
+        "_errors",
+        "_on_ready",
+        "_outbox",
+        "_outbox_bytes",
+        "close_code",
+        "close_reason",
+        "grant",
+        "guard",
+        "id",
+        "last_seen",
+        "limits",
+        "opened",
+        "subs",
+    )
+
     def __init__(
         self,
         limits: Limits,
@@ -100,7 +118,7 @@ class Session:
         self._bucket = (
             TokenBucket(limits.frame_rate, limits.frame_burst) if limits.frame_rate > 0 else None
         )
-        self._outbox: deque[OutFrame] = deque()
+        self._outbox: list[OutFrame] = []  # appended, then taken whole: a list suffices
         self._outbox_bytes = 0
         self._on_ready = on_ready
         self._drain_waiters: list[Callable[[], None]] = []
@@ -360,7 +378,7 @@ class Session:
 
     def _conflate(self, channel: str | None) -> bool:
         """Drop queued frames of a latest-value channel; True if that made room."""
-        kept = deque(f for f in self._outbox if f.channel != channel)
+        kept = [f for f in self._outbox if f.channel != channel]
         dropped = len(self._outbox) - len(kept)
         if not dropped:
             return False
@@ -373,10 +391,10 @@ class Session:
 
     def take(self) -> list[OutFrame]:
         """Everything queued, oldest first; the outbox is empty afterwards."""
-        if not self._outbox:
+        frames = self._outbox
+        if not frames:
             return []
-        frames = list(self._outbox)
-        self._outbox.clear()
+        self._outbox = []
         self._outbox_bytes = 0
         if self._drain_waiters:
             self._drained()

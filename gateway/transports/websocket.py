@@ -299,7 +299,7 @@ class WebSocketTransport(asyncio.Protocol):
         frames = session.take()
         if not frames:
             return
-        data = b"".join([f.ws for f in frames])
+        data = frames[0].ws if len(frames) == 1 else b"".join([f.ws for f in frames])
         transport.write(data)
         _flusher.sent(len(frames), len(data), frames[0].time)
 
