@@ -7,6 +7,7 @@ fills what it measured and leaves the rest out.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -75,6 +76,8 @@ def machine(gateway_cpus: list[int] | None, load_cpus: list[int] | None) -> dict
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        # uvicorn runs the gateways on uvloop when this interpreter has it (loop="auto").
+        "event_loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         "gateway_cpus": gateway_cpus,
         "load_cpus": load_cpus,
     }
