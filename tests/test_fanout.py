@@ -36,6 +36,12 @@ async def test_every_client_on_two_gateways_gets_every_message_in_order(
     expected = [(n, n) for n in range(1, MESSAGES + 1)]
     for got in results:
         assert got == expected
+    # What /metrics reports: every frame written (the subscribed frames too), and the
+    # age of the messages written.
+    for gateway, held in ((a, CLIENTS // 2), (b, CLIENTS - CLIENTS // 2)):
+        assert gateway.metric("relaycast_frames_sent_total") >= held * (MESSAGES + 1)
+        assert gateway.metric("relaycast_publish_to_send_seconds_count") > 0
+        assert gateway.metric("relaycast_publish_to_send_seconds_sum") < 30 * MESSAGES
     # One broker subscription per gateway, however many clients each holds.
     assert redis_numsub(redis_server, "fanout.test") == 2
     await asyncio.gather(*(ws.close() for ws in sockets))
