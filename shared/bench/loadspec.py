@@ -31,9 +31,6 @@ class LoadConfig:
     cpus: list[int] | None = None
     sample_every: int = 1
     """Keep the latency of every n-th message."""
-    keepalive: float = 10.0
-    """Seconds between the pongs every connection sends, so heartbeats never time it out
-    (a client answering each server ping sends one per heartbeat interval)."""
 
 
 @dataclass

@@ -190,7 +190,6 @@ class Rig:
         resume: bool = True,
         sample_every: int = 1,
         urls: list[tuple[str, int]] | None = None,
-        keepalive: float = 10.0,
     ) -> LoadGroup:
         """Start load processes for ``clients`` connections over ``channels`` (not yet open).
 
@@ -215,7 +214,6 @@ class Rig:
                     resume=resume,
                     cpus=self.load_cpus,
                     sample_every=sample_every,
-                    keepalive=keepalive,
                     max_pending=self.options.ramp,
                 )
             )

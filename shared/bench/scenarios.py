@@ -85,7 +85,7 @@ def idle(rig: Rig, params: Params) -> dict[str, Any]:
         heartbeat_interval=params.heartbeat,
     )
     channel = channel_name(params, "idle")
-    group = rig.load(params.clients, [channel], keepalive=params.heartbeat)
+    group = rig.load(params.clients, [channel])
     time.sleep(1.0)
     rss0 = rig.gateway_rss()
     connect(rig, group, result)

@@ -16,6 +16,7 @@ import re
 __all__ = [
     "ERROR",
     "MESSAGE",
+    "PING",
     "PONG_FRAME",
     "SUBSCRIBED",
     "close_code",
@@ -46,6 +47,8 @@ def text_frame(payload: bytes) -> bytes:
     return head + b"\x00\x00\x00\x00" + payload
 
 
+PING = b'{"type":"ping"'
+"""The start of a server ping frame's JSON (the gateway's heartbeat)."""
 PONG_FRAME = text_frame(b'{"type":"pong"}')
 
 

@@ -27,6 +27,7 @@ from shared.bench.loadspec import LoadConfig, LoadStats
 from shared.bench.wire import (
     ERROR,
     MESSAGE,
+    PING,
     PONG_FRAME,
     SUBSCRIBED,
     close_code,
@@ -151,6 +152,9 @@ class _Loader:
             self._drop(fd, conn, close_code(conn.tail))
             return
         if conn.state == LIVE:
+            if PING in data:  # answered at once, as the SDK and browsers do
+                with contextlib.suppress(OSError):
+                    sock.send(PONG_FRAME)
             self._messages(conn, conn.tail + data if conn.tail else data)
         elif conn.state == HANDSHAKE:
             self._handshake_reply(fd, conn, data)
@@ -266,12 +270,6 @@ class _Loader:
 
     # --- commands ------------------------------------------------------------------------
 
-    def _keepalive(self) -> None:
-        for conn in self.conns.values():
-            if conn.state == LIVE and conn.sock is not None:
-                with contextlib.suppress(OSError):
-                    conn.sock.send(PONG_FRAME)
-
     def _command(self) -> None:
         command, arg = self.pipe.recv()
         if command == "connect":
@@ -325,12 +323,8 @@ class _Loader:
         pipe_fd = self.pipe.fileno()
         self.poll.register(pipe_fd, select.EPOLLIN)
         conns = self.conns
-        keepalive = time.monotonic() + self.config.keepalive
         while self.running:
             events = self.poll.poll(0.05)
-            if time.monotonic() > keepalive:
-                keepalive = time.monotonic() + self.config.keepalive
-                self._keepalive()
             for fd, event in events:
                 if fd == pipe_fd:
                     self._command()
