@@ -75,12 +75,17 @@ def channels(rig: Rig, params: Params) -> dict[str, Any]:
 
 
 def idle(rig: Rig, params: Params) -> dict[str, Any]:
-    """Connections that only hold a subscription: memory each, and heartbeat CPU."""
+    """Connections that only hold a subscription: memory each, and heartbeat CPU.
+
+    The hold is a whole number of heartbeat intervals, so it spans as many heartbeat
+    rounds as intervals wherever it starts.
+    """
+    hold = max(1, round(params.duration / params.heartbeat)) * params.heartbeat
     result = begin(
         rig,
         params,
         f"{params.clients:,} idle connections, heartbeat every {params.heartbeat:g} s,"
-        f" held {params.duration:g} s",
+        f" held {hold:g} s",
         "idle",
         heartbeat_interval=params.heartbeat,
     )
@@ -93,7 +98,7 @@ def idle(rig: Rig, params: Params) -> dict[str, Any]:
     time.sleep(1.0)
     rss1 = rig.gateway_rss()
     with rig.measure() as used:
-        time.sleep(params.duration)
+        time.sleep(hold)
     stats = merge(group.ask("collect", {"last": 0, "timeout": 5}))
     connections = result["connections"] or 1
     if rss0:
