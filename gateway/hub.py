@@ -24,6 +24,7 @@ from typing import Any
 
 from gateway import observe
 from gateway.auth import enforce_credentials
+from gateway.commands import Command, Limits, SubscribeCommand, UnsubscribeCommand
 from gateway.frames import OutFrame, control, message
 from gateway.replay import Replay
 from gateway.session import Session
@@ -65,6 +66,14 @@ class Hub:
         self.options = settings.channel_options
         self.channels: dict[str, _Channel] = {}
         self.sessions: set[Session] = set()
+        self.limits = Limits(
+            max_subscriptions=settings.max_subscriptions,
+            outbox_messages=settings.outbox_messages,
+            outbox_bytes=settings.outbox_bytes,
+            frame_rate=settings.frame_rate,
+            frame_burst=settings.frame_burst,
+        )
+        """The bounds of every WebSocket connection (one object: they never change)."""
         self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -304,6 +313,16 @@ class Hub:
         observe.CHANNELS.set(len(self.channels))
         with contextlib.suppress(BrokerUnavailable):
             await self.broker.unsubscribe(channel)
+
+    async def run(self, session: Session, command: Command) -> None:
+        """Carry out what ``session.receive`` asked for."""
+        if isinstance(command, SubscribeCommand):
+            await self.subscribe(session, command.channel, command.since)
+        elif isinstance(command, UnsubscribeCommand):
+            await self.unsubscribe(session, command.channel)
+        else:  # a refreshed token no longer covers these
+            for channel in command.channels:
+                await self.unsubscribe(session, channel)
 
     async def detach(self, session: Session) -> None:
         """A connection ended: leave every channel it was in."""

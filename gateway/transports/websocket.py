@@ -28,7 +28,7 @@ from websockets.server import ServerProtocol
 
 from gateway import observe
 from gateway.admission import Entry, Security, admit_websocket, select_subprotocol
-from gateway.commands import Command, Limits, SubscribeCommand, UnsubscribeCommand
+from gateway.commands import Command
 from gateway.hub import Hub
 from gateway.limits import Refusal
 from gateway.session import Session
@@ -105,7 +105,6 @@ class WebSocketTransport(asyncio.Protocol):
         "entry",
         "flush_scheduled",
         "hub",
-        "limits",
         "loop",
         "paused",
         "peer",
@@ -132,13 +131,6 @@ class WebSocketTransport(asyncio.Protocol):
             max_size=settings.max_frame_bytes,
             logger=_protocol_log,
             select_subprotocol=select_subprotocol,  # type: ignore[arg-type]
-        )
-        self.limits = Limits(
-            max_subscriptions=settings.max_subscriptions,
-            outbox_messages=settings.outbox_messages,
-            outbox_bytes=settings.outbox_bytes,
-            frame_rate=settings.frame_rate,
-            frame_burst=settings.frame_burst,
         )
         self.peer = ""
         self.entry: Entry | None = None  # admitted by gateway/admission.py
@@ -207,7 +199,7 @@ class WebSocketTransport(asyncio.Protocol):
             response = self.conn.reject(503, "Gateway draining; connect to another\n")
         else:
             # Origin (403), handshake rate and connection limits (429/503), the token.
-            admitted = admit_websocket(self.security, request, self.peer)
+            admitted = admit_websocket(self.security, request.headers.get_all, self.peer)
             if isinstance(admitted, Refusal):
                 response = self.conn.reject(admitted.status, admitted.text + "\n")
                 if admitted.status != 403:
@@ -224,7 +216,7 @@ class WebSocketTransport(asyncio.Protocol):
                 self.entry.release()
             return
         session = self.session = Session(
-            self.limits, on_ready=self._schedule_flush, guard=self.security.guard
+            self.hub.limits, on_ready=self._schedule_flush, guard=self.security.guard
         )
         session.last_seen = session.opened = self.loop.time()
         self.hub.attach(session)
@@ -261,14 +253,7 @@ class WebSocketTransport(asyncio.Protocol):
         """Subscribe and unsubscribe in the order the client sent them."""
         try:
             while self.commands:
-                command = self.commands.pop(0)
-                if isinstance(command, SubscribeCommand):
-                    await self.hub.subscribe(session, command.channel, command.since)
-                elif isinstance(command, UnsubscribeCommand):
-                    await self.hub.unsubscribe(session, command.channel)
-                else:  # a refreshed token no longer covers these
-                    for channel in command.channels:
-                        await self.hub.unsubscribe(session, channel)
+                await self.hub.run(session, self.commands.pop(0))
         finally:
             self.worker = None
 
