@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from websockets.http11 import Request as WsRequest
 
 from gateway import observe
 from gateway.auth import Grant, Guard, TokenError
@@ -112,19 +112,24 @@ def _origin(values: list[str]) -> str | None:
     return values[0] if len(values) == 1 else "multiple"  # several: never an allowed origin
 
 
-def admit_websocket(security: Security, request: WsRequest, peer: str) -> Entry | Refusal:
-    """Origin and limits for a WebSocket upgrade; the token it offers, unverified."""
-    headers = request.headers
-    hosts = headers.get_all("Host")
+def admit_websocket(
+    security: Security, header: Callable[[str], list[str]], peer: str
+) -> Entry | Refusal:
+    """Origin and limits for a WebSocket upgrade; the token it offers, unverified.
+
+    ``header(name)`` returns every value of a request header (websockets'
+    ``Headers.get_all``, Starlette's ``Headers.getlist``).
+    """
+    hosts = header("Host")
     host = hosts[0] if len(hosts) == 1 else None
-    if not security.origins.allows(_origin(headers.get_all("Origin")), host):
+    if not security.origins.allows(_origin(header("Origin")), host):
         return Refusal(403, "origin not allowed", "origin")
-    address = security.addresses.client(peer, headers.get_all("X-Forwarded-For"))
+    address = security.addresses.client(peer, header("X-Forwarded-For"))
     refusal = security.gate.admit(address, time.monotonic())
     if refusal is not None:
         return refusal
     token = ""
-    for value in headers.get_all("Sec-WebSocket-Protocol"):
+    for value in header("Sec-WebSocket-Protocol"):
         for offer in value.split(","):
             offer = offer.strip()
             if offer.startswith(TOKEN_PREFIX):

@@ -9,24 +9,26 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from gateway import admission, api, dashboard, observe
 from gateway.hub import Hub
 from gateway.rebalance import run_rebalancer
+from gateway.transports.asgi_ws import websocket_fallback
 from gateway.transports.poll import poll
 from gateway.transports.sse import sse
 from shared.broker import create_broker
 from shared.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "from_environment"]
 
 log = logging.getLogger("relaycast.gateway")
 
 
 def create_app(settings: Settings) -> Starlette:
     """The gateway's HTTP app. ``/ws`` is served by :mod:`gateway.transports.websocket`,
-    which uvicorn runs for WebSocket upgrades (see :mod:`gateway.server`).
+    which uvicorn runs for WebSocket upgrades (see :mod:`gateway.server`); under any other
+    ASGI server, by the Starlette route in :mod:`gateway.transports.asgi_ws`.
 
     Raises:
         SettingsError: production settings without keys, or keys that cannot be used.
@@ -60,6 +62,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/metrics", observe.metrics),
             Route("/sse", sse),
             Route("/poll", poll),
+            WebSocketRoute("/ws", websocket_fallback),
             *dashboard.routes,
             *api.routes,
             *admission.routes,
@@ -69,6 +72,12 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.security = security
     return app
+
+
+def from_environment() -> Starlette:
+    """The app with settings from ``RELAYCAST_*`` variables, for ASGI servers other than
+    ``relaycast gateway``: ``uvicorn --factory gateway.app:from_environment``."""
+    return create_app(Settings.load())
 
 
 def _safe_url(url: str) -> str:

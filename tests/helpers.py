@@ -77,13 +77,17 @@ class GatewayProcess:
         env.setdefault("RELAYCAST_MODE", "development")
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "gateway", "--port", str(self.port)],
+            self.command(),
             env=env,
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
+
+    def command(self) -> list[str]:
+        """What runs the gateway: ``relaycast gateway``."""
+        return [sys.executable, "-m", "shared.cli", "gateway", "--port", str(self.port)]
 
     def restart(self) -> None:
         """Start again on the same port with the same settings (after kill or drain)."""
