@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -21,12 +20,10 @@ from gateway.admission import SUBPROTOCOL, Security, admit_websocket, refusal_re
 from gateway.hub import Hub
 from gateway.limits import Refusal
 from gateway.session import Session
-from gateway.transports.websocket import CLOSE_TIMEOUT
+from gateway.transports.websocket import CLOSE_TIMEOUT, note_close
 from shared.protocol import CloseCode
 
 __all__ = ["websocket_fallback"]
-
-log = logging.getLogger("relaycast.ws")
 
 
 async def websocket_fallback(websocket: WebSocket) -> None:
@@ -89,7 +86,7 @@ async def _read(
         if data is None:
             data = message.get("bytes") or b""
         now = session.last_seen = loop.time()
-        if len(data) > max_size:
+        if len(data.encode() if isinstance(data, str) else data) > max_size:  # bytes, not chars
             observe.LIMIT_HITS.labels("frame_size").inc()
             session.close(1009, "frame too big")
             break
@@ -113,13 +110,7 @@ async def _write(websocket: WebSocket, session: Session, ready: asyncio.Event, h
             ready.clear()
             async with asyncio.timeout(timeout):
                 if session.close_code is not None:
-                    if session.close_code != 1006:
-                        log.info(
-                            "closing connection with %d: %s",
-                            session.close_code,
-                            session.close_reason,
-                        )
-                        observe.DISCONNECTS.labels(str(session.close_code)).inc()
+                    note_close(session.close_code, session.close_reason)
                     await websocket.close(session.close_code, session.close_reason[:120])
                     return
                 frames = session.take()
@@ -129,6 +120,7 @@ async def _write(websocket: WebSocket, session: Session, ready: asyncio.Event, h
                 observe.BYTES_SENT.inc(sum(len(f.ws) for f in frames))
     except TimeoutError:
         session.close(CloseCode.SLOW_CONSUMER, "client reads too slowly")
+        note_close(CloseCode.SLOW_CONSUMER, "client reads too slowly")
         with contextlib.suppress(Exception):
             await websocket.close(CloseCode.SLOW_CONSUMER, "client reads too slowly")
     except (WebSocketDisconnect, RuntimeError, OSError):

@@ -33,7 +33,7 @@ from gateway.hub import Hub
 from gateway.limits import Refusal
 from gateway.session import Session
 
-__all__ = ["WebSocketTransport"]
+__all__ = ["CLOSE_TIMEOUT", "WebSocketTransport", "note_close"]
 
 log = logging.getLogger("relaycast.ws")
 # The sans-I/O protocol logs every open and close at INFO; keep its warnings only.
@@ -44,6 +44,16 @@ CLOSE_TIMEOUT = 5.0
 """Seconds a closing connection may take to finish the close handshake."""
 
 WS_PATH = "/ws"
+
+
+def note_close(code: int, reason: str) -> None:
+    """Count and log a close the gateway starts (drains and rebalancing at debug level:
+    they come by the thousand)."""
+    observe.DISCONNECTS.labels(str(code)).inc()
+    routine = code in (1000, 1001, 1012, 4002)
+    log.log(
+        logging.DEBUG if routine else logging.INFO, "closing connection with %d: %s", code, reason
+    )
 
 
 class _Flusher:
@@ -305,14 +315,7 @@ class WebSocketTransport(asyncio.Protocol):
         if self.closing:
             return
         self.closing = True
-        observe.DISCONNECTS.labels(str(code)).inc()
-        routine = code in (1000, 1001, 1012, 4002)  # drains and rebalancing: by the thousand
-        log.log(
-            logging.DEBUG if routine else logging.INFO,
-            "closing connection with %d: %s",
-            code,
-            reason,
-        )
+        note_close(code, reason)
         with contextlib.suppress(InvalidState):
             self.conn.send_close(code, reason[:120])
         self._send_protocol_output()
