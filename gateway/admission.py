@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -137,7 +137,7 @@ def admit_websocket(
     return Entry(security.gate, address, security.guard, token=token)
 
 
-def select_subprotocol(protocol: object, offered: list[str]) -> str | None:
+def select_subprotocol(offered: Sequence[str]) -> str | None:
     """Select ``relaycast`` when offered (browsers fail a connection whose offered
     subprotocols are all ignored); never echo ``bearer.<token>``."""
     return SUBPROTOCOL if SUBPROTOCOL in offered else None

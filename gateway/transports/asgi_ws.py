@@ -16,7 +16,7 @@ import contextlib
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import observe
-from gateway.admission import SUBPROTOCOL, Security, admit_websocket, refusal_response
+from gateway.admission import Security, admit_websocket, refusal_response, select_subprotocol
 from gateway.hub import Hub
 from gateway.limits import Refusal
 from gateway.session import Session
@@ -40,7 +40,7 @@ async def websocket_fallback(websocket: WebSocket) -> None:
         return
     try:
         offered = websocket.scope.get("subprotocols", [])
-        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await websocket.accept(subprotocol=select_subprotocol(offered))
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         session = Session(hub.limits, on_ready=ready.set, guard=security.guard)
@@ -67,7 +67,8 @@ async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(refusal_response(refusal))
     else:
-        await websocket.close(1008 if refusal.status == 403 else 1013, refusal.text)
+        code = CloseCode.POLICY_VIOLATION if refusal.status == 403 else CloseCode.TRY_AGAIN_LATER
+        await websocket.close(code, refusal.text)
 
 
 async def _read(
@@ -88,7 +89,7 @@ async def _read(
         now = session.last_seen = loop.time()
         if len(data.encode() if isinstance(data, str) else data) > max_size:  # bytes, not chars
             observe.LIMIT_HITS.labels("frame_size").inc()
-            session.close(1009, "frame too big")
+            session.close(CloseCode.MESSAGE_TOO_BIG, "frame too big")
             break
         command = session.receive(data, now)
         if command is not None:
@@ -124,4 +125,4 @@ async def _write(websocket: WebSocket, session: Session, ready: asyncio.Event, h
         with contextlib.suppress(Exception):
             await websocket.close(CloseCode.SLOW_CONSUMER, "client reads too slowly")
     except (WebSocketDisconnect, RuntimeError, OSError):
-        session.close(1006, "connection lost")
+        session.close(CloseCode.ABNORMAL_CLOSURE, "connection lost")
