@@ -29,15 +29,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from gateway.admission import admit_http
-from gateway.frames import OutFrame
+from gateway.frames import FrameKind, OutFrame
 from gateway.hub import Hub
 from gateway.transports.httpbase import CORS, HttpSession, read_query
 
 __all__ = ["poll"]
-
-_PING = b'{"type":"ping"'
-_SUBSCRIBED = b'{"type":"subscribed"'
-_RESUMED = b'"recovered":true'
 
 
 async def poll(request: Request) -> Response:
@@ -73,7 +69,7 @@ async def poll(request: Request) -> Response:
                     close = {"code": session.close_code, "reason": session.close_reason}
                 break
             for frame in session.take():
-                if frame.json.startswith(_PING):
+                if frame.kind is FrameKind.PING:
                     continue
                 frames.append(frame)
                 news = news or _is_news(frame)
@@ -92,6 +88,5 @@ async def poll(request: Request) -> Response:
 
 def _is_news(frame: OutFrame) -> bool:
     """Anything but a quiet resume (a ``subscribed`` with ``recovered: true``)."""
-    if frame.channel is not None or not frame.json.startswith(_SUBSCRIBED):
-        return True
-    return _RESUMED not in frame.json
+    subscribed = frame.subscribed
+    return subscribed is None or subscribed.recovered is not True
