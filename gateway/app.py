@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from gateway import admission, api, dashboard, observe
+from gateway.heartbeat import run_heartbeat
 from gateway.hub import Hub
 from gateway.rebalance import run_rebalancer
 from gateway.transports.asgi_ws import websocket_fallback
@@ -42,7 +43,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.hub = hub
         app.state.api = api.Api(settings)
         await broker.start(hub)
-        heartbeat = asyncio.create_task(hub.heartbeat(), name="relaycast-heartbeat")
+        heartbeat = asyncio.create_task(run_heartbeat(hub), name="relaycast-heartbeat")
         rebalance = asyncio.create_task(run_rebalancer(hub), name="relaycast-rebalance")
         log.info("gateway %s up; broker %s", settings.gateway_id, _safe_url(settings.redis_url))
         try:

@@ -16,6 +16,9 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.sink import SessionMetrics
+from shared.protocol import ErrorCode
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 CONNECTIONS = Gauge(
@@ -127,3 +130,26 @@ async def readyz(request: Request) -> Response:
         "connections": len(hub.sessions),
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+class PrometheusSessionMetrics:
+    """The sessions' :class:`~gateway.sink.SessionMetrics`, counted in :data:`REGISTRY`."""
+
+    def error_sent(self, code: ErrorCode) -> None:
+        ERRORS.labels(code).inc()
+
+    def limit_hit(self, limit: str) -> None:
+        LIMIT_HITS.labels(limit).inc()
+
+    def auth_refused(self, reason: str) -> None:
+        AUTH_REFUSALS.labels(reason).inc()
+
+    def slow_disconnect(self) -> None:
+        SLOW_DISCONNECTS.inc()
+
+    def conflated(self, frames: int) -> None:
+        OUTBOX_DROPS.labels("conflated").inc(frames)
+
+
+SESSION_METRICS: SessionMetrics = PrometheusSessionMetrics()
+"""What every transport gives its sessions."""

@@ -43,7 +43,9 @@ async def websocket_fallback(websocket: WebSocket) -> None:
         await websocket.accept(subprotocol=select_subprotocol(offered))
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
-        session = Session(hub.limits, on_ready=ready.set, guard=security.guard)
+        session = Session(
+            hub.limits, on_ready=ready.set, guard=security.guard, metrics=observe.SESSION_METRICS
+        )
         session.last_seen = session.opened = loop.time()
         hub.attach(session)
         observe.CONNECTIONS.labels("websocket").inc()
@@ -83,6 +85,8 @@ async def _read(
             return
         if message["type"] == "websocket.disconnect":
             return
+        if session.close_code is not None:
+            break  # closed while this frame was awaited
         data = message.get("text")
         if data is None:
             data = message.get("bytes") or b""

@@ -237,7 +237,10 @@ class WebSocketTransport(asyncio.Protocol):
                 self.entry.release()
             return
         session = self.session = Session(
-            self.hub.limits, on_ready=self._schedule_flush, guard=self.security.guard
+            self.hub.limits,
+            on_ready=self._schedule_flush,
+            guard=self.security.guard,
+            metrics=observe.SESSION_METRICS,
         )
         session.last_seen = session.opened = self.loop.time()
         self.hub.attach(session)
@@ -247,6 +250,8 @@ class WebSocketTransport(asyncio.Protocol):
             session.authenticate(token)  # a refused token closes with 4003 or 4501
 
     def _frame(self, session: Session, frame: Frame) -> None:
+        if session.close_code is not None:
+            return  # closing: what the client still sends is not read
         now = session.last_seen = self.loop.time()
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
             if not frame.fin:
