@@ -1,26 +1,22 @@
 """One client connection's protocol state, with no I/O: the Client of the hub.
 
-A transport feeds :meth:`Session.receive` with inbound frames and runs the
-:class:`Command` it returns against the hub; the hub feeds :meth:`Session.deliver` with
-encoded frames. The transport drains :meth:`Session.take` and writes what it gets, and
-closes the socket with :attr:`Session.close_code` once the session is
-:attr:`State.CLOSED`. Nothing here awaits, sleeps, reads a clock or touches a socket,
-and nothing here imports a web framework, a metrics library or JWT: counts go to the
-:class:`~gateway.sink.SessionMetrics` the session is given, tokens to its
+A transport feeds :meth:`Session.receive` and runs the :class:`Command` it returns
+against the hub; the hub feeds :meth:`Session.deliver`. The transport drains
+:meth:`Session.take`, and closes the socket with :attr:`Session.close_code` once the
+session is :attr:`State.CLOSED`. Nothing here awaits, reads a clock or touches a socket,
+nor imports a web framework, a metrics library or JWT: counts go to the
+:class:`~gateway.sink.SessionMetrics` it is given, tokens to its
 :class:`~gateway.access.Access` policy.
 
-States: ``ANONYMOUS`` (no token yet) → ``AUTHENTICATED`` (a token was taken; a refresh
-stays there) → ``CLOSED`` (from either; final). Transitions are logged at debug level.
-Feeding a closed session (``receive``, ``spend``, ``authenticate``,
-``check_credentials``, ``take``) raises :class:`InvalidState`: the transport must stop at
-:attr:`Session.close_code`. ``close`` on a closed session keeps the first code (several
-parts of the gateway may close at once), and frames delivered to it are dropped (the
-fan-out reaches it until the hub detaches it).
+States: ``ANONYMOUS`` -> ``AUTHENTICATED`` (a token was taken; a refresh stays) ->
+``CLOSED`` (from either; final), logged at debug level. Feeding or draining a closed
+session raises :class:`InvalidState`. ``close`` on a closed session keeps the first code
+(several parts of the gateway may close at once), and frames delivered to it are dropped
+(the fan-out reaches it until the hub detaches it).
 
-The outbox (:mod:`gateway.outbox`) is bounded by frames and bytes: when a frame would not
-fit, a latest-value channel is conflated, and any other channel closes the session with
-4001 (slow consumer): the client reconnects and resumes from history. Each subscription
-catches up from history before it goes live (:mod:`gateway.subscription`).
+The outbox (:mod:`gateway.outbox`) is bounded: a frame that does not fit conflates a
+latest-value channel, or closes the session with 4001 (slow consumer) and the client
+resumes from history. Subscriptions catch up before going live (:mod:`gateway.subscription`).
 """
 
 from __future__ import annotations
@@ -88,7 +84,9 @@ class InvalidState(Exception):
 
 
 class Session:
-    """Protocol state of one connection."""
+    """Protocol state of one connection. Every call that feeds or drains it (``receive``,
+    ``spend``, ``authenticate``, ``check_credentials``, ``take``) raises
+    :class:`InvalidState` once it is closed."""
 
     # Slots: no per-session __dict__ (smaller, and the fan-out reads attributes directly).
     __slots__ = (
@@ -191,9 +189,6 @@ class Session:
     def spend(self, now: float) -> bool:
         """Count one inbound frame (any frame, fragments and control frames too) against
         the frame rate; False, and the session closes with 4029, when over it.
-
-        Raises:
-            InvalidState: the session is closed.
         """
         self._expect_open("frames")
         if self._bucket is None or self._bucket.take(now):
@@ -238,9 +233,6 @@ class Session:
         when it names another user than the session's earlier token. Subscriptions the new
         grant no longer covers end (``unsubscribed``, reason ``permission_denied``); the
         returned command tells the hub to leave them.
-
-        Raises:
-            InvalidState: the session is closed.
         """
         self._expect_open("authenticate")
         guard = self.guard
@@ -272,9 +264,6 @@ class Session:
         """Close when the token expired (4003), or when the session is anonymous and holds
         no subscription past the authentication deadline (4501, production only).
         ``wall`` is Unix time, ``now`` the transport's clock (as in :attr:`opened`).
-
-        Raises:
-            InvalidState: the session is closed.
         """
         self._expect_open("credentials check")
         guard = self.guard
@@ -338,22 +327,11 @@ class Session:
         return True
 
     def feed(self, channel: str, frames: list[OutFrame]) -> int:
-        """Queue replayed frames (in order, above the last offset) while they fit in half
-        the outbox; returns how many were queued. The rest are read again later."""
+        """Queue replayed frames (:meth:`Subscription.feed`); how many were queued."""
         sub = self.subs.get(channel)
         if sub is None or self.close_code is not None:
             return 0
-        fed = 0
-        outbox = self.outbox
-        for frame in frames:
-            if frame.offset <= sub.offset:
-                continue
-            if not outbox.fits(len(frame.json), 2):
-                break
-            sub.offset = frame.offset
-            outbox.put(frame)  # fits in half the outbox: never refused
-            fed += 1
-        return fed
+        return sub.feed(frames, self.outbox)
 
     def skip(self, channel: str, offset: int) -> None:
         """Move on to ``offset`` without replaying what lies before (latest-value channels)."""
@@ -426,11 +404,7 @@ class Session:
     # --- to the transport --------------------------------------------------------------
 
     def take(self) -> list[OutFrame]:
-        """Everything queued, oldest first; the outbox is empty afterwards.
-
-        Raises:
-            InvalidState: the session is closed (close the socket instead).
-        """
+        """Everything queued, oldest first; the outbox is empty afterwards."""
         self._expect_open("take")
         return self.outbox.take()
 

@@ -50,6 +50,20 @@ class Subscription:
         """The replay starts after ``offset`` and must reach ``target``."""
         self.offset, self.target = offset, target
 
+    def feed(self, frames: list[OutFrame], outbox: Outbox) -> int:
+        """Queue replayed frames (in order, above the last offset) while they fit in half
+        the outbox; returns how many were queued. The rest are read again later."""
+        fed = 0
+        for frame in frames:
+            if frame.offset <= self.offset:
+                continue
+            if not outbox.fits(len(frame.json), 2):
+                break
+            self.offset = frame.offset
+            outbox.put(frame)  # fits in half the outbox: never refused
+            fed += 1
+        return fed
+
     def skip(self, offset: int) -> None:
         """Move on to ``offset`` without replaying what lies before (latest-value)."""
         self.offset = max(self.offset, offset)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -302,3 +304,12 @@ def test_the_heartbeat_pings_then_closes_the_silent_and_the_expired():
     beat([talking, silent], now=13.0, wall=101.0, timeout=10.0, judge=False)
     assert talking.close_code == CloseCode.TOKEN_EXPIRED
     assert ("auth_refused", "expired") in metrics.calls
+
+
+def test_the_session_imports_no_web_framework_metrics_library_or_jwt():
+    code = (
+        "import sys, gateway.session; print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'starlette', 'prometheus_client', 'jwt', 'cryptography', 'asyncio', 'redis'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
