@@ -30,6 +30,7 @@ from starlette.routing import Route
 from gateway import observe
 from gateway.auth import Grant, Guard, TokenError
 from gateway.limits import ClientAddresses, Gate, Refusal
+from gateway.node import node_of
 from gateway.origin import OriginPolicy
 from gateway.tickets import Tickets, TicketStoreUnavailable
 from shared.settings import Settings
@@ -224,7 +225,7 @@ def refusal_response(refusal: Refusal) -> Response:
 
 async def _ticket(request: Request) -> Response:
     """Mint a single-use ticket for the bearer token of the request."""
-    security: Security = request.app.state.security
+    security = node_of(request).security
     origin = _origin(request.headers.getlist("origin"))
     if not security.origins.allows(origin, _single(request.headers, "host")):
         return refusal_response(Refusal(403, "origin not allowed", "origin"))

@@ -16,9 +16,10 @@ import contextlib
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import observe
-from gateway.admission import Security, admit_websocket, refusal_response, select_subprotocol
+from gateway.admission import admit_websocket, refusal_response, select_subprotocol
 from gateway.hub import Hub
 from gateway.limits import Refusal
+from gateway.node import node_of
 from gateway.session import Session
 from gateway.transports.websocket import CLOSE_TIMEOUT, note_close
 from shared.protocol import CloseCode
@@ -28,8 +29,8 @@ __all__ = ["websocket_fallback"]
 
 async def websocket_fallback(websocket: WebSocket) -> None:
     """One WebSocket connection, from handshake to close, over ASGI."""
-    hub: Hub = websocket.app.state.hub
-    security: Security = websocket.app.state.security
+    node = node_of(websocket)
+    hub, security = node.hub, node.security
     if hub.draining:
         await _refuse(websocket, Refusal(503, "Gateway draining; connect to another", "drain"))
         return

@@ -30,7 +30,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from gateway.admission import admit_http
 from gateway.frames import FrameKind, OutFrame
-from gateway.hub import Hub
+from gateway.node import node_of
 from gateway.transports.httpbase import CORS, HttpSession, read_query
 
 __all__ = ["poll"]
@@ -38,7 +38,8 @@ __all__ = ["poll"]
 
 async def poll(request: Request) -> Response:
     """Serve one long-poll."""
-    hub: Hub = request.app.state.hub
+    node = node_of(request)
+    hub = node.hub
     settings = hub.settings
     query = read_query(request, request.query_params.get("since", ""))
     if isinstance(query, Response):
@@ -50,7 +51,7 @@ async def poll(request: Request) -> Response:
         return PlainTextResponse("wait must be a number of seconds\n", 400, headers=CORS)
     if hub.draining:
         return PlainTextResponse("gateway draining; poll another\n", 503, headers=CORS)
-    entry = await admit_http(request.app.state.security, request, handshake=False)
+    entry = await admit_http(node.security, request, handshake=False)
     if isinstance(entry, Response):
         return entry  # origin (403), limits (429/503) or credentials (401) refused
 

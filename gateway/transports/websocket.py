@@ -29,10 +29,10 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from gateway import observe
-from gateway.admission import Entry, Security, admit_websocket, select_subprotocol
+from gateway.admission import Entry, admit_websocket, select_subprotocol
 from gateway.commands import Command
-from gateway.hub import Hub
 from gateway.limits import Refusal
+from gateway.node import Node
 from gateway.session import Session
 from shared.protocol import CloseCode
 
@@ -147,8 +147,9 @@ class WebSocketTransport(asyncio.Protocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self.hub: Hub = app_state["hub"]
-        self.security: Security = app_state["security"]
+        node: Node = app_state["node"]  # the lifespan state (gateway/app.py)
+        self.hub = node.hub
+        self.security = node.security
         self.loop = _loop or asyncio.get_running_loop()
         self.server_state = server_state
         settings = self.hub.settings
