@@ -405,7 +405,8 @@ class Session:
 
     def take(self) -> list[OutFrame]:
         """Everything queued, oldest first; the outbox is empty afterwards."""
-        self._expect_open("take")
+        if self.close_code is not None:  # inline, not _expect_open: once per write
+            self._expect_open("take")
         return self.outbox.take()
 
     def close(self, code: int, reason: str = "") -> None:
