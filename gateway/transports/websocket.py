@@ -308,7 +308,9 @@ class WebSocketTransport(asyncio.Protocol):
             return
         if self.paused:
             return
-        frames = session.take()
+        # The outbox directly: the session is open (checked above), and this runs for
+        # every write, where Session.take's own check would cost a call.
+        frames = session.outbox.take()
         if not frames:
             return
         data = frames[0].ws if len(frames) == 1 else b"".join([f.ws for f in frames])
