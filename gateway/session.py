@@ -117,8 +117,7 @@ class Session:
         self.id = next(_ids)
         self.limits = limits
         self.metrics = metrics
-        """Where limits hit and frames dropped are counted (:mod:`gateway.observe`'s
-        Prometheus sink in a gateway; nothing by default)."""
+        """Where limits hit and frames dropped are counted (nothing by default)."""
         self.state = State.ANONYMOUS if grant is None else State.AUTHENTICATED
         self.subs: dict[str, Subscription] = {}
         self.close_code: int | None = None
@@ -155,10 +154,7 @@ class Session:
         Answers pings, and queues an :class:`~shared.protocol.Error` frame for anything
         that is not a valid request; the connection stays open either way. ``now`` is the
         transport's clock when the frame arrived, for the frame-rate limit (None: a frame
-        the gateway made itself, not counted).
-
-        Raises:
-            InvalidState: the session is closed.
+        the gateway made itself, not counted). Raises :class:`InvalidState` when closed.
         """
         self._expect_open("receive")
         if now is not None and not self.spend(now):
@@ -256,8 +252,7 @@ class Session:
         revoked = tuple(c for c in self.subs if guard.check(grant, c) is not None)
         for channel in revoked:
             del self.subs[channel]
-            reason = ErrorCode.PERMISSION_DENIED
-            self.send(control(Unsubscribed(channel=channel, reason=reason)))
+            self.send(control(Unsubscribed(channel=channel, reason=ErrorCode.PERMISSION_DENIED)))
         return RevokeCommand(revoked) if revoked else None
 
     def check_credentials(self, wall: float, now: float) -> None:
@@ -313,12 +308,9 @@ class Session:
         return True
 
     def start(self, channel: str, subscribed: OutFrame, offset: int, target: int) -> bool:
-        """Send the ``subscribed`` frame; replayed frames follow from ``offset + 1``.
-
-        ``target`` is the channel's offset when this subscriber was registered: every
-        later message reaches the hold, so the replay must reach ``target`` at least.
-        Returns False when the subscription is gone (unsubscribed or closed meanwhile).
-        """
+        """Send ``subscribed``; the replay follows from ``offset + 1`` and must reach
+        ``target`` (the channel's offset when this subscriber was registered: later
+        messages reach the hold). False: the subscription is gone (unsubscribed, closed)."""
         sub = self.subs.get(channel)
         if sub is None or sub.pending is None or self.close_code is not None:
             return False
@@ -340,11 +332,8 @@ class Session:
             sub.skip(offset)
 
     def go_live(self, channel: str) -> bool:
-        """Switch to live delivery if the held frames join up with what was replayed.
-
-        False means history must be read further first (see
-        :meth:`~gateway.subscription.Subscription.join`).
-        """
+        """Switch to live delivery if the held frames join up with what was replayed;
+        False: history must be read further first (:meth:`Subscription.join`)."""
         sub = self.subs.get(channel)
         if sub is None:
             return True
@@ -410,10 +399,8 @@ class Session:
         return self.outbox.take()
 
     def close(self, code: int, reason: str = "") -> None:
-        """Ask the transport to close with ``code``; queued frames are discarded.
-
-        A session already closed keeps its first code and reason.
-        """
+        """Ask the transport to close with ``code``; queued frames are discarded. A
+        session already closed keeps its first code and reason."""
         if self.state is State.CLOSED:
             return
         self._become(State.CLOSED)
