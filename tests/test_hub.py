@@ -94,7 +94,8 @@ async def test_a_new_epoch_tells_subscribers_recovered_false_and_delivery_goes_o
     old = rig.hub.channels[CHANNEL].epoch
     assert [f["offset"] for f in frames(session)] == [1, 2]
     options = rig.settings.channel_options(CHANNEL)
-    new = (await rig.broker.renew_epoch(CHANNEL, options, old)).epoch  # the stream broke
+    # A new stream (as after a lossy failover, when a gateway renews the epoch).
+    new = (await rig.broker.renew_epoch(CHANNEL, options, old)).epoch
     await rig.publish(3)
     got: list[dict] = []
     await wait_until(lambda: bool(got.extend(frames(session))) or len(got) >= 4, 10, "notice")
