@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -30,6 +30,7 @@ from starlette.routing import Route
 from gateway import observe
 from gateway.auth import Grant, Guard, TokenError
 from gateway.limits import ClientAddresses, Gate, Refusal
+from gateway.node import node_of
 from gateway.origin import OriginPolicy
 from gateway.tickets import Tickets, TicketStoreUnavailable
 from shared.settings import Settings
@@ -137,7 +138,7 @@ def admit_websocket(
     return Entry(security.gate, address, security.guard, token=token)
 
 
-def select_subprotocol(protocol: object, offered: list[str]) -> str | None:
+def select_subprotocol(offered: Sequence[str]) -> str | None:
     """Select ``relaycast`` when offered (browsers fail a connection whose offered
     subprotocols are all ignored); never echo ``bearer.<token>``."""
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
@@ -224,7 +225,7 @@ def refusal_response(refusal: Refusal) -> Response:
 
 async def _ticket(request: Request) -> Response:
     """Mint a single-use ticket for the bearer token of the request."""
-    security: Security = request.app.state.security
+    security = node_of(request).security
     origin = _origin(request.headers.getlist("origin"))
     if not security.origins.allows(origin, _single(request.headers, "host")):
         return refusal_response(Refusal(403, "origin not allowed", "origin"))

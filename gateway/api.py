@@ -37,6 +37,7 @@ from gateway.api_schema import (
     TaskList,
     openapi_document,
 )
+from gateway.node import node_of
 from shared.broker import BrokerUnavailable
 from shared.broker.redis_url import AsyncCommandClient, async_command_client, parse_redis_url
 from shared.channels import InvalidChannel, check_channel
@@ -125,7 +126,7 @@ class Api:
 def authorized(request: Request) -> bool:
     """Whether ``request`` may use the API: always when no ``api_key`` is set, else only
     with ``Authorization: Bearer <api_key>`` (compared in constant time; never logged)."""
-    key: str = request.app.state.settings.api_key
+    key = node_of(request).settings.api_key
     if not key:
         return True
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -155,7 +156,7 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         if not authorized(request):
             return _error(401, "unauthorized", "send Authorization: Bearer <API key>")
         try:
-            result = await handler(request, request.app.state.api)
+            result = await handler(request, node_of(request).api)
         except _Fail as exc:
             return _error(exc.status, exc.code, exc.message)
         except UnknownTask as exc:
@@ -212,7 +213,7 @@ async def _publish(request: Request, api: Api) -> Any:
     if len(data) > api.settings.max_payload_bytes:
         observe.LIMIT_HITS.labels("payload_size").inc()
         raise _Fail(413, "too_large", f"data is over {api.settings.max_payload_bytes} bytes")
-    hub = request.app.state.hub
+    hub = node_of(request).hub
     position = await hub.broker.publish(channel, data, hub.options(channel), time.time())
     return PublishResult(channel=channel, offset=position.offset, epoch=position.epoch)
 

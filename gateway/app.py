@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from gateway import admission, api, dashboard, observe
+from gateway.heartbeat import run_heartbeat
 from gateway.hub import Hub
+from gateway.node import Node
 from gateway.rebalance import run_rebalancer
 from gateway.transports.asgi_ws import websocket_fallback
 from gateway.transports.poll import poll
@@ -34,25 +35,25 @@ def create_app(settings: Settings) -> Starlette:
         SettingsError: production settings without keys, or keys that cannot be used.
     """
     security = admission.Security(settings)
+    node = Node(settings, security)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Node]]:
         broker = create_broker(settings)
         hub = Hub(broker, settings)
-        app.state.hub = hub
-        app.state.api = api.Api(settings)
+        node.started(hub, api.Api(settings))
         await broker.start(hub)
-        heartbeat = asyncio.create_task(hub.heartbeat(), name="relaycast-heartbeat")
+        heartbeat = asyncio.create_task(run_heartbeat(hub), name="relaycast-heartbeat")
         rebalance = asyncio.create_task(run_rebalancer(hub), name="relaycast-rebalance")
         log.info("gateway %s up; broker %s", settings.gateway_id, _safe_url(settings.redis_url))
         try:
-            yield {"hub": hub, "security": security}
+            yield {"node": node}  # for the WebSocket protocol class (gateway/server.py)
         finally:
             heartbeat.cancel()
             rebalance.cancel()
             await hub.close()
             await broker.close()
-            await app.state.api.close()
+            await node.api.close()
             await security.close()
 
     app = Starlette(
@@ -69,8 +70,7 @@ def create_app(settings: Settings) -> Starlette:
         ],
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.security = security
+    app.state.node = node
     return app
 
 

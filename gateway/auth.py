@@ -23,24 +23,20 @@ Error messages are fixed strings: they never echo a token or a key.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway import observe
-from gateway.frames import control
-from shared.protocol import Authenticated, CloseCode, ErrorCode, Unsubscribed
+from gateway.access import DENIED, Grant, TokenError
+from shared.protocol import CloseCode, ErrorCode
 from shared.settings import Settings, SettingsError
-
-if TYPE_CHECKING:
-    from gateway.session import Session
 
 __all__ = [
     "ALGORITHMS",
@@ -49,8 +45,6 @@ __all__ = [
     "Guard",
     "TokenError",
     "TokenKeys",
-    "enforce_credentials",
-    "take_token",
 ]
 
 log = logging.getLogger("relaycast.auth")
@@ -60,37 +54,6 @@ ALGORITHMS = ("HS256", "RS256", "ES256")
 
 MIN_SECRET_BYTES = 32
 MAX_PATTERNS = 1000
-
-DENIED = {
-    ErrorCode.UNAUTHORIZED: "this channel needs a token: send auth first",
-    ErrorCode.PERMISSION_DENIED: "the connection's token does not cover this channel",
-}
-"""The message of each error a refused subscribe gets."""
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """What a verified token allows: who (``user``), which channels (``patterns``), until
-    when (``expires``, Unix seconds)."""
-
-    user: str
-    patterns: tuple[str, ...]
-    expires: float
-
-    def covers(self, channel: str) -> bool:
-        return any(fnmatch.fnmatchcase(channel, p) for p in self.patterns)
-
-
-class TokenError(Exception):
-    """A token was refused. ``reason`` labels the metric, ``close_code`` tells the client
-    what to do (4003: fetch a new token; 4501: this token will never do), and the message
-    is safe to send and log: it never contains the token."""
-
-    def __init__(self, reason: str, message: str, close_code: int = CloseCode.UNAUTHORIZED):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.close_code = close_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,55 +282,3 @@ class Guard:
     def expired(self, grant: Grant, wall: float) -> bool:
         """Whether ``grant``'s token has expired at Unix time ``wall`` (with the leeway)."""
         return wall > grant.expires + self.keys.leeway
-
-
-# --- a session's credentials over its life ------------------------------------------------
-
-
-def take_token(session: Session, token: str) -> tuple[str, ...]:
-    """Verify ``token`` for ``session`` (an ``auth`` or ``refresh`` frame, or the token of
-    a WebSocket handshake) and answer ``authenticated``.
-
-    A refused token closes the session: 4003 when it expired, 4501 otherwise, and 4501
-    when it names another user than the session's earlier token. Subscriptions the new
-    grant no longer covers are ended (``unsubscribed``, reason ``permission_denied``);
-    returns their channels, which the hub must leave.
-    """
-    guard = session.guard
-    if guard is None:
-        session.send_error(ErrorCode.UNAUTHORIZED, "this endpoint takes no tokens")
-        return ()
-    try:
-        grant = guard.verify(token)
-    except TokenError as exc:
-        log.debug("session %d: token refused (%s)", session.id, exc.reason)
-        session.close(exc.close_code, exc.message)
-        return ()
-    if session.grant is not None and grant.user != session.grant.user:
-        observe.AUTH_REFUSALS.labels("other_user").inc()
-        session.close(CloseCode.UNAUTHORIZED, "a refreshed token must name the same user")
-        return ()
-    session.grant = grant
-    session.send(control(Authenticated(user=grant.user, expires=int(grant.expires))))
-    revoked = tuple(c for c in session.subs if guard.check(grant, c) is not None)
-    for channel in revoked:
-        del session.subs[channel]
-        reason = ErrorCode.PERMISSION_DENIED
-        session.send(control(Unsubscribed(channel=channel, reason=reason)))
-    return revoked
-
-
-def enforce_credentials(session: Session, wall: float, now: float) -> None:
-    """Close ``session`` when its token expired (4003), or when it is anonymous and holds
-    no subscription past the authentication deadline (4501, production only). ``wall`` is
-    Unix time, ``now`` the transport's clock (as in ``session.opened``)."""
-    guard = session.guard
-    if guard is None or session.close_code is not None:
-        return
-    if session.grant is not None:
-        if guard.expired(session.grant, wall):
-            observe.AUTH_REFUSALS.labels("expired").inc()
-            session.close(CloseCode.TOKEN_EXPIRED, "token expired; fetch a new one")
-    elif guard.auth_timeout and not session.subs and now - session.opened > guard.auth_timeout:
-        observe.LIMIT_HITS.labels("auth_timeout").inc()
-        session.close(CloseCode.UNAUTHORIZED, "no token and no subscription in time")

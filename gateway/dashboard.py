@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from gateway.node import node_of
 from gateway.transports.httpbase import CORS
 
 __all__ = ["STATIC", "routes"]
@@ -27,9 +28,10 @@ async def index(request: Request) -> Response:
 
 
 async def whoami(request: Request) -> Response:
-    hub = request.app.state.hub
+    node = node_of(request)
+    hub = node.hub
     body = {
-        "gateway": request.app.state.settings.gateway_id,
+        "gateway": node.settings.gateway_id,
         "ready": hub.broker.up and not hub.draining,
     }
     return JSONResponse(body, headers={**CORS, "cache-control": "no-store"})

@@ -18,12 +18,10 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Coroutine
 from typing import Any
 
 from gateway import observe
-from gateway.auth import enforce_credentials
 from gateway.commands import Command, Limits, SubscribeCommand, UnsubscribeCommand
 from gateway.frames import OutFrame, control, message
 from gateway.replay import Replay
@@ -31,7 +29,7 @@ from gateway.session import Session
 from shared.backoff import backoff_delay
 from shared.broker.base import Broker, BrokerUnavailable, Publication
 from shared.channels import ChannelOptions
-from shared.protocol import CloseCode, ErrorCode, Ping, Position, Subscribed
+from shared.protocol import CloseCode, ErrorCode, Position, Subscribed
 from shared.settings import Settings
 
 __all__ = ["Hub"]
@@ -327,9 +325,8 @@ class Hub:
     async def detach(self, session: Session) -> None:
         """A connection ended: leave every channel it was in."""
         self.sessions.discard(session)
-        for channel in list(session.subs):
+        for channel in session.leave_all():
             await self.unsubscribe(session, channel)
-        session.subs.clear()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -337,33 +334,6 @@ class Hub:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def heartbeat(self) -> None:
-        """Ping every session each interval; close those silent past the timeout, and
-        those whose credentials ran out (:func:`gateway.auth.enforce_credentials`).
-
-        A round that starts late (an overloaded loop) pings but judges no one: inbound
-        frames may be sitting unread in socket buffers, and that is not the client's fault.
-        """
-        interval = self.settings.heartbeat_interval
-        timeout = self.settings.heartbeat_timeout
-        ping = control(Ping())
-        loop = asyncio.get_running_loop()
-        due = loop.time() + interval
-        while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            now = loop.time()
-            judge = now - due < interval / 2
-            due = now + interval
-            wall = time.time()
-            for session in list(self.sessions):
-                enforce_credentials(session, wall, now)  # token expiry 4003, anonymous 4501
-                if session.close_code is not None:
-                    continue
-                if judge and now - session.last_seen > timeout:
-                    session.close(CloseCode.HEARTBEAT_TIMEOUT, "no frame within heartbeat timeout")
-                else:
-                    session.send(ping)
 
     async def drain(self, window: float) -> None:
         """Close every session with 1012, spread evenly (with jitter) over ``window`` seconds."""

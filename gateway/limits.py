@@ -20,31 +20,10 @@ import ipaddress
 from collections.abc import Iterable
 
 from gateway import observe
+from gateway.bucket import TokenBucket
 from shared.settings import Settings, SettingsError
 
 __all__ = ["ClientAddresses", "Gate", "Refusal", "TokenBucket"]
-
-
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; each event takes one."""
-
-    __slots__ = ("burst", "level", "rate", "updated")
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.level = burst
-        self.updated: float | None = None
-
-    def take(self, now: float) -> bool:
-        """Spend one token at time ``now`` (any monotonic clock); False when none is left."""
-        if self.updated is not None:
-            self.level = min(self.burst, self.level + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.level >= 1:
-            self.level -= 1
-            return True
-        return False
 
 
 class Refusal:

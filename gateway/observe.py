@@ -16,6 +16,10 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.node import node_of
+from gateway.sink import SessionMetrics
+from shared.protocol import ErrorCode
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 CONNECTIONS = Gauge(
@@ -112,18 +116,42 @@ async def metrics(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     """Alive: the event loop answers. Says nothing about Redis (that is readiness)."""
-    return JSONResponse({"status": "ok", "gateway": request.app.state.settings.gateway_id})
+    return JSONResponse({"status": "ok", "gateway": node_of(request).settings.gateway_id})
 
 
 async def readyz(request: Request) -> Response:
     """Ready to deliver right now: the broker link is up and the gateway is not draining."""
-    hub = request.app.state.hub
+    node = node_of(request)
+    hub = node.hub
     ready = hub.broker.up and not hub.draining
     body = {
         "ready": ready,
         "broker": "up" if hub.broker.up else "down",
         "draining": hub.draining,
-        "gateway": request.app.state.settings.gateway_id,
+        "gateway": node.settings.gateway_id,
         "connections": len(hub.sessions),
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+class PrometheusSessionMetrics:
+    """The sessions' :class:`~gateway.sink.SessionMetrics`, counted in :data:`REGISTRY`."""
+
+    def error_sent(self, code: ErrorCode) -> None:
+        ERRORS.labels(code).inc()
+
+    def limit_hit(self, limit: str) -> None:
+        LIMIT_HITS.labels(limit).inc()
+
+    def auth_refused(self, reason: str) -> None:
+        AUTH_REFUSALS.labels(reason).inc()
+
+    def slow_disconnect(self) -> None:
+        SLOW_DISCONNECTS.inc()
+
+    def conflated(self, frames: int) -> None:
+        OUTBOX_DROPS.labels("conflated").inc(frames)
+
+
+SESSION_METRICS: SessionMetrics = PrometheusSessionMetrics()
+"""What every transport gives its sessions."""

@@ -98,7 +98,7 @@ class Replay:
         settings = self.settings
         if not self.options.history_size or head.offset - since.offset > settings.replay_cap:
             return False, [], head.offset
-        limit = max(1, min(settings.replay_batch, self.session.room()))
+        limit = max(1, min(settings.replay_batch, self.session.outbox.room()))
         history = await self.broker.history(
             self.channel, self.options, since=since.offset, limit=limit
         )
@@ -115,7 +115,7 @@ class Replay:
                 offset = session.position(channel)
                 if offset is None or session.go_live(channel):
                     return
-                room = session.room()
+                room = session.outbox.room()
                 pubs: list[Publication] = []
                 if room:
                     history = await self.broker.history(
@@ -148,7 +148,7 @@ class Replay:
 async def _drained(session: Session, patience: float) -> bool:
     """Wait until the client has read its outbox; False if it did not within ``patience``."""
     drained = asyncio.Event()
-    session.when_drained(drained.set)
+    session.outbox.when_drained(drained.set)
     try:
         async with asyncio.timeout(patience):
             await drained.wait()

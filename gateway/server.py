@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.hub import Hub
+from gateway.node import node_of
 from gateway.transports.websocket import WebSocketTransport
 from shared.settings import Settings
 
@@ -41,7 +42,7 @@ class GatewayServer(uvicorn.Server):
     async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
-        self.hub = self.app.state.hub
+        self.hub = node_of(self.app).hub
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining or self._loop is None or self.hub is None:

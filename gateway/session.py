@@ -1,31 +1,35 @@
 """One client connection's protocol state, with no I/O: the Client of the hub.
 
-A transport feeds :meth:`Session.receive` with inbound frames and runs the
-:class:`Command` it returns against the hub; the hub feeds :meth:`Session.deliver` with
-encoded frames. The transport drains :meth:`Session.take` and writes what it gets,
-and closes the socket with :attr:`Session.close_code` once that is set. Nothing here
-awaits, sleeps, reads a clock or touches a socket.
+A transport feeds :meth:`Session.receive` and runs the :class:`Command` it returns
+against the hub; the hub feeds :meth:`Session.deliver`. The transport drains
+:meth:`Session.take`, and closes the socket with :attr:`Session.close_code` once the
+session is :attr:`State.CLOSED`. Nothing here awaits, reads a clock or touches a socket,
+nor imports a web framework, a metrics library or JWT: counts go to the
+:class:`~gateway.sink.SessionMetrics` it is given, tokens to its
+:class:`~gateway.access.Access` policy.
 
-Every outbox is bounded by frames and bytes. When a frame would not fit, a
-latest-value channel drops its older queued frames (conflation), and any other channel
-closes the session with 4001 (slow consumer): the client reconnects and resumes from
-history, so nothing is lost and the gateway's memory stays bounded.
+States: ``ANONYMOUS`` -> ``AUTHENTICATED`` (a token was taken; a refresh stays) ->
+``CLOSED`` (from either; final), logged at debug level. Feeding or draining a closed
+session raises :class:`InvalidState`. ``close`` on a closed session keeps the first code
+(several parts of the gateway may close at once), and frames delivered to it are dropped
+(the fan-out reaches it until the hub detaches it).
 
-Access control is the transport's :class:`~gateway.auth.Guard`'s: the session asks it to
-verify ``auth``/``refresh`` tokens and to allow each subscribe, and spends a token bucket
-of inbound frames (4029 when empty) with the clock readings the transport passes in.
+The outbox (:mod:`gateway.outbox`) is bounded: a frame that does not fit conflates a
+latest-value channel, or closes the session with 4001 (slow consumer) and the client
+resumes from history. Subscriptions catch up before going live (:mod:`gateway.subscription`).
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import logging
 from collections.abc import Callable
 
 import msgspec
 
-from gateway import observe
-from gateway.auth import DENIED, Grant, Guard, take_token
+from gateway.access import DENIED, Access, Grant, TokenError
+from gateway.bucket import TokenBucket
 from gateway.commands import (
     Command,
     Limits,
@@ -34,10 +38,13 @@ from gateway.commands import (
     UnsubscribeCommand,
 )
 from gateway.frames import OutFrame, control
-from gateway.limits import TokenBucket
+from gateway.outbox import Outbox
+from gateway.sink import NO_METRICS, SessionMetrics
+from gateway.subscription import Subscription
 from shared.channels import is_valid_channel
 from shared.protocol import (
     Auth,
+    Authenticated,
     CloseCode,
     Error,
     ErrorCode,
@@ -51,7 +58,7 @@ from shared.protocol import (
     decode_client,
 )
 
-__all__ = ["Session"]
+__all__ = ["InvalidState", "Session", "State"]
 
 _ids = itertools.count(1)
 log = logging.getLogger("relaycast.session")
@@ -60,30 +67,31 @@ LOGGED_ERRORS = 5
 """Error frames logged per connection; the rest are only counted in /metrics."""
 
 
-class _Sub:
-    """One subscription: the last offset handed to the client, and live frames held while
-    the subscription catches up from history (``pending`` is None once it is live)."""
+class State(enum.IntEnum):
+    """Where a session is in its life."""
 
-    __slots__ = ("offset", "overflowed", "pending", "target")
+    ANONYMOUS = 1
+    """Open, without a token: public channels only (in production)."""
+    AUTHENTICATED = 2
+    """Open, holding a verified token (:attr:`Session.grant`)."""
+    CLOSED = 3
+    """Closed with :attr:`Session.close_code`; the transport closes the socket."""
 
-    def __init__(self) -> None:
-        self.offset = -1
-        self.target = 0  # the replay must reach this offset before going live
-        self.pending: list[OutFrame] | None = []
-        self.overflowed = False
+
+class InvalidState(Exception):
+    """A session was asked for something its state does not allow (a bug in the caller,
+    never the client's doing)."""
 
 
 class Session:
-    """Protocol state of one connection."""
+    """Protocol state of one connection. Every call that feeds or drains it (``receive``,
+    ``spend``, ``authenticate``, ``check_credentials``, ``take``) raises
+    :class:`InvalidState` once it is closed."""
 
     # Slots: no per-session __dict__ (smaller, and the fan-out reads attributes directly).
     __slots__ = (
         "_bucket",
-        "_drain_waiters",
         "_errors",
-        "_on_ready",
-        "_outbox",
-        "_outbox_bytes",
         "close_code",
         "close_reason",
         "grant",
@@ -91,7 +99,10 @@ class Session:
         "id",
         "last_seen",
         "limits",
+        "metrics",
         "opened",
+        "outbox",
+        "state",
         "subs",
     )
 
@@ -99,12 +110,16 @@ class Session:
         self,
         limits: Limits,
         on_ready: Callable[[], None] = lambda: None,
-        guard: Guard | None = None,
+        guard: Access | None = None,
         grant: Grant | None = None,
+        metrics: SessionMetrics = NO_METRICS,
     ) -> None:
         self.id = next(_ids)
         self.limits = limits
-        self.subs: dict[str, _Sub] = {}
+        self.metrics = metrics
+        """Where limits hit and frames dropped are counted (nothing by default)."""
+        self.state = State.ANONYMOUS if grant is None else State.AUTHENTICATED
+        self.subs: dict[str, Subscription] = {}
         self.close_code: int | None = None
         self.close_reason = ""
         self.last_seen = 0.0
@@ -115,14 +130,19 @@ class Session:
         """The access policy; None leaves every channel open (tools and unit tests)."""
         self.grant = grant
         """What the connection's token allows; None while it is anonymous."""
+        self.outbox = Outbox(limits, on_ready, metrics)
         self._bucket = (
             TokenBucket(limits.frame_rate, limits.frame_burst) if limits.frame_rate > 0 else None
         )
-        self._outbox: list[OutFrame] = []  # appended, then taken whole: a list suffices
-        self._outbox_bytes = 0
-        self._on_ready = on_ready
-        self._drain_waiters: list[Callable[[], None]] = []
         self._errors = 0
+
+    def _become(self, state: State) -> None:
+        log.debug("connection %d: %s -> %s", self.id, self.state.name, state.name)
+        self.state = state
+
+    def _expect_open(self, call: str) -> None:
+        if self.state is State.CLOSED:
+            raise InvalidState(f"connection {self.id} is closed ({self.close_code}): no {call}")
 
     # --- inbound -----------------------------------------------------------------------
 
@@ -134,14 +154,15 @@ class Session:
         Answers pings, and queues an :class:`~shared.protocol.Error` frame for anything
         that is not a valid request; the connection stays open either way. ``now`` is the
         transport's clock when the frame arrived, for the frame-rate limit (None: a frame
-        the gateway made itself, not counted).
+        the gateway made itself, not counted). Raises :class:`InvalidState` when closed.
         """
-        if self.close_code is not None or (now is not None and not self.spend(now)):
+        self._expect_open("receive")
+        if now is not None and not self.spend(now):
             return None
         try:
             frame = decode_client(data)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            observe.ERRORS.labels(ErrorCode.BAD_FRAME).inc()
+            self.metrics.error_sent(ErrorCode.BAD_FRAME)
             self.send_error(ErrorCode.BAD_FRAME, f"unreadable frame: {exc}")
             return None
         match frame:
@@ -163,18 +184,14 @@ class Session:
 
     def spend(self, now: float) -> bool:
         """Count one inbound frame (any frame, fragments and control frames too) against
-        the frame rate; False, and the session closes with 4029, when over it."""
+        the frame rate; False, and the session closes with 4029, when over it.
+        """
+        self._expect_open("frames")
         if self._bucket is None or self._bucket.take(now):
             return True
-        observe.LIMIT_HITS.labels("frame_rate").inc()
+        self.metrics.limit_hit("frame_rate")
         self.close(CloseCode.RATE_LIMITED, "too many frames; slow down")
         return False
-
-    def authenticate(self, token: str) -> Command | None:
-        """Take ``token``'s grant (:func:`gateway.auth.take_token`: a refused token closes
-        the session); leave the channels it no longer covers."""
-        revoked = take_token(self, token)
-        return RevokeCommand(revoked) if revoked else None
 
     def _subscribe(self, channel: str, since: Position | None) -> Command | None:
         if not is_valid_channel(channel):
@@ -192,15 +209,68 @@ class Session:
             self.send_error(denied, DENIED[denied], channel)
             return None
         if len(self.subs) >= self.limits.max_subscriptions:
-            observe.LIMIT_HITS.labels("subscriptions").inc()
+            self.metrics.limit_hit("subscriptions")
             self.send_error(
                 ErrorCode.TOO_MANY_SUBSCRIPTIONS,
                 f"at most {self.limits.max_subscriptions} subscriptions per connection",
                 channel,
             )
             return None
-        self.subs[channel] = _Sub()
+        self.subs[channel] = Subscription()
         return SubscribeCommand(channel, since)
+
+    # --- credentials -------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> Command | None:
+        """Take ``token`` (an ``auth`` or ``refresh`` frame, or the token of a WebSocket
+        handshake) and answer ``authenticated``.
+
+        A refused token closes the session: 4003 when it expired, 4501 otherwise, and 4501
+        when it names another user than the session's earlier token. Subscriptions the new
+        grant no longer covers end (``unsubscribed``, reason ``permission_denied``); the
+        returned command tells the hub to leave them.
+        """
+        self._expect_open("authenticate")
+        guard = self.guard
+        if guard is None:
+            self.send_error(ErrorCode.UNAUTHORIZED, "this endpoint takes no tokens")
+            return None
+        try:
+            grant = guard.verify(token)
+        except TokenError as exc:
+            log.debug("connection %d: token refused (%s)", self.id, exc.reason)
+            self.close(exc.close_code, exc.message)
+            return None
+        if self.grant is not None and grant.user != self.grant.user:
+            self.metrics.auth_refused("other_user")
+            self.close(CloseCode.UNAUTHORIZED, "a refreshed token must name the same user")
+            return None
+        self.grant = grant
+        if self.state is State.ANONYMOUS:
+            self._become(State.AUTHENTICATED)
+        self.send(control(Authenticated(user=grant.user, expires=int(grant.expires))))
+        revoked = tuple(c for c in self.subs if guard.check(grant, c) is not None)
+        for channel in revoked:
+            del self.subs[channel]
+            self.send(control(Unsubscribed(channel=channel, reason=ErrorCode.PERMISSION_DENIED)))
+        return RevokeCommand(revoked) if revoked else None
+
+    def check_credentials(self, wall: float, now: float) -> None:
+        """Close when the token expired (4003), or when the session is anonymous and holds
+        no subscription past the authentication deadline (4501, production only).
+        ``wall`` is Unix time, ``now`` the transport's clock (as in :attr:`opened`).
+        """
+        self._expect_open("credentials check")
+        guard = self.guard
+        if guard is None:
+            return
+        if self.grant is not None:
+            if guard.expired(self.grant, wall):
+                self.metrics.auth_refused("expired")
+                self.close(CloseCode.TOKEN_EXPIRED, "token expired; fetch a new one")
+        elif guard.auth_timeout and not self.subs and now - self.opened > guard.auth_timeout:
+            self.metrics.limit_hit("auth_timeout")
+            self.close(CloseCode.UNAUTHORIZED, "no token and no subscription in time")
 
     # --- from the hub ------------------------------------------------------------------
 
@@ -209,92 +279,67 @@ class Session:
         sub = self.subs.get(frame.channel)  # type: ignore[arg-type]
         if sub is None:
             return
-        pending = sub.pending
-        if pending is not None:
-            if len(pending) >= self.limits.outbox_messages:
-                # Too much arrives while catching up: forget it, history has it too.
-                pending.clear()
-                sub.overflowed = True
-            pending.append(frame)
+        if sub.pending is not None:
+            sub.hold(frame, self.limits.outbox_messages)
             return
         if frame.offset <= sub.offset:
             return
         sub.offset = frame.offset
-        self._enqueue(frame)
-
-    # --- catching up: subscribed, replay in paced batches, then live -------------------
+        if self.close_code is None and not self.outbox.put(frame):
+            self._overflow()
 
     def hold(self, channel: str, frames: list[OutFrame]) -> bool:
         """Take a backlog the hub refills from history, or hold the channel if the outbox
         has no room for it: True means the caller must start a paced catch-up, which then
         replays ``frames`` (and what follows) as the client reads."""
         sub = self.subs.get(channel)
-        if sub is None or sub.pending is not None or not frames or self.close_code is not None:
+        if (
+            sub is None
+            or sub.pending is not None
+            or not frames
+            or self.close_code is not None
+            or frames[0].latest
+            or self.outbox.fits(sum(len(f.json) for f in frames), 1, len(frames))
+        ):
             for frame in frames:
                 self.deliver(frame)
             return False
-        if frames[0].latest or self._fits(sum(len(f.json) for f in frames), 1, len(frames)):
-            for frame in frames:
-                self.deliver(frame)
-            return False
-        sub.pending, sub.overflowed, sub.target = [], False, frames[-1].offset
+        sub.catch_up(frames[-1].offset)
         return True
 
     def start(self, channel: str, subscribed: OutFrame, offset: int, target: int) -> bool:
-        """Send the ``subscribed`` frame; replayed frames follow from ``offset + 1``.
-
-        ``target`` is the channel's offset when this subscriber was registered: every
-        later message reaches the hold, so the replay must reach ``target`` at least.
-        Returns False when the subscription is gone (unsubscribed or closed meanwhile).
-        """
+        """Send ``subscribed``; the replay follows from ``offset + 1`` and must reach
+        ``target`` (the channel's offset when this subscriber was registered: later
+        messages reach the hold). False: the subscription is gone (unsubscribed, closed)."""
         sub = self.subs.get(channel)
         if sub is None or sub.pending is None or self.close_code is not None:
             return False
-        sub.offset, sub.target = offset, target
+        sub.start(offset, target)
         self.send(subscribed)
         return True
 
     def feed(self, channel: str, frames: list[OutFrame]) -> int:
-        """Queue replayed frames (in order, above the last offset) while they fit in half
-        the outbox; returns how many were queued. The rest are read again later."""
+        """Queue replayed frames (:meth:`Subscription.feed`); how many were queued."""
         sub = self.subs.get(channel)
-        if sub is None:
+        if sub is None or self.close_code is not None:
             return 0
-        fed = 0
-        for frame in frames:
-            if frame.offset <= sub.offset:
-                continue
-            if not self._fits(len(frame.json), 2):
-                break
-            sub.offset = frame.offset
-            self._enqueue(frame)
-            fed += 1
-        return fed
+        return sub.feed(frames, self.outbox)
 
     def skip(self, channel: str, offset: int) -> None:
         """Move on to ``offset`` without replaying what lies before (latest-value channels)."""
         sub = self.subs.get(channel)
         if sub is not None:
-            sub.offset = max(sub.offset, offset)
-            sub.target = min(sub.target, sub.offset)
+            sub.skip(offset)
 
     def go_live(self, channel: str) -> bool:
-        """Switch to live delivery if the held frames join up with what was replayed.
-
-        False means history must be read further first (held frames start beyond the
-        last replayed offset, or some were forgotten).
-        """
+        """Switch to live delivery if the held frames join up with what was replayed;
+        False: history must be read further first (:meth:`Subscription.join`)."""
         sub = self.subs.get(channel)
-        if sub is None or sub.pending is None:
+        if sub is None:
             return True
-        held = sub.pending
-        if sub.offset < sub.target or (sub.overflowed and not held):
+        held = sub.join(self.outbox)
+        if held is None:
             return False
-        if held and held[0].offset > sub.offset + 1:
-            return False
-        if held and not self._fits(sum(len(f.json) for f in held), 1, len(held)):
-            return False  # replay on from history until the client has read enough
-        sub.pending, sub.overflowed = None, False
         for frame in held:
             self.deliver(frame)
         return True
@@ -303,30 +348,6 @@ class Session:
         """The last offset handed to the client for ``channel`` (None: not subscribed)."""
         sub = self.subs.get(channel)
         return None if sub is None or self.close_code is not None else sub.offset
-
-    def room(self) -> int:
-        """About how many frames a replay may queue now (half the outbox is kept for live
-        traffic); 0 means wait until the client reads."""
-        limits = self.limits
-        by_count = limits.outbox_messages // 2 - len(self._outbox)
-        return max(0, by_count) if self._outbox_bytes < limits.outbox_bytes // 2 else 0
-
-    def _fits(self, size: int, share: int, count: int = 1) -> bool:
-        """Whether ``count`` frames of ``size`` bytes fit in 1/``share`` of the outbox."""
-        limits = self.limits
-        return (
-            len(self._outbox) + count <= limits.outbox_messages // share
-            and self._outbox_bytes + size <= limits.outbox_bytes // share
-        )
-
-    def when_drained(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once the transport next empties the outbox (or on close)."""
-        self._drain_waiters.append(callback)
-
-    def _drained(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for callback in waiters:
-            callback()
 
     def restart(self, channel: str, notice: OutFrame, offset: int) -> None:
         """The channel's stream broke (``notice`` is a ``subscribed`` frame with
@@ -346,6 +367,12 @@ class Session:
         self.subs.pop(channel, None)
         self.send_error(code, message, channel)
 
+    def leave_all(self) -> list[str]:
+        """Forget every subscription (the connection ended); their channels."""
+        channels = list(self.subs)
+        self.subs.clear()
+        return channels
+
     def send_error(self, code: ErrorCode, message: str, channel: str | None = None) -> None:
         self._errors += 1
         if self._errors <= LOGGED_ERRORS:  # a flood of bad frames is not a flood of lines
@@ -354,63 +381,29 @@ class Session:
         self.send(control(Error(code=code, message=message, channel=channel)))
 
     def send(self, frame: OutFrame) -> None:
-        """Queue a control frame (never conflated or dropped, still bounded)."""
-        self._enqueue(frame)
+        """Queue a control frame (never conflated or dropped, still bounded); dropped
+        once the session is closed."""
+        if self.close_code is None and not self.outbox.put(frame):
+            self._overflow()
 
-    def _enqueue(self, frame: OutFrame) -> None:
-        if self.close_code is not None:
-            return
-        size = len(frame.json)
-        outbox = self._outbox
-        limits = self.limits
-        full = len(outbox) >= limits.outbox_messages
-        if (full or self._outbox_bytes + size > limits.outbox_bytes) and not (
-            frame.latest and self._conflate(frame.channel)
-        ):
-            observe.SLOW_DISCONNECTS.inc()
-            self.close(CloseCode.SLOW_CONSUMER, "outbox full: client reads too slowly")
-            return
-        outbox = self._outbox  # conflation may have replaced it
-        outbox.append(frame)
-        self._outbox_bytes += size
-        if len(outbox) == 1:
-            self._on_ready()
-
-    def _conflate(self, channel: str | None) -> bool:
-        """Drop queued frames of a latest-value channel; True if that made room."""
-        kept = [f for f in self._outbox if f.channel != channel]
-        dropped = len(self._outbox) - len(kept)
-        if not dropped:
-            return False
-        observe.OUTBOX_DROPS.labels("conflated").inc(dropped)
-        self._outbox = kept
-        self._outbox_bytes = sum(len(f.json) for f in kept)
-        return len(kept) < self.limits.outbox_messages
+    def _overflow(self) -> None:
+        self.metrics.slow_disconnect()
+        self.close(CloseCode.SLOW_CONSUMER, "outbox full: client reads too slowly")
 
     # --- to the transport --------------------------------------------------------------
 
     def take(self) -> list[OutFrame]:
         """Everything queued, oldest first; the outbox is empty afterwards."""
-        frames = self._outbox
-        if not frames:
-            return []
-        self._outbox = []
-        self._outbox_bytes = 0
-        if self._drain_waiters:
-            self._drained()
-        return frames
-
-    @property
-    def queued(self) -> int:
-        return len(self._outbox)
+        if self.close_code is not None:  # inline, not _expect_open: once per write
+            self._expect_open("take")
+        return self.outbox.take()
 
     def close(self, code: int, reason: str = "") -> None:
-        """Ask the transport to close with ``code``; queued frames are discarded."""
-        if self.close_code is not None:
+        """Ask the transport to close with ``code``; queued frames are discarded. A
+        session already closed keeps its first code and reason."""
+        if self.state is State.CLOSED:
             return
+        self._become(State.CLOSED)
         self.close_code = code
         self.close_reason = reason
-        self._outbox.clear()
-        self._outbox_bytes = 0
-        self._drained()
-        self._on_ready()
+        self.outbox.discard()

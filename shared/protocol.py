@@ -197,6 +197,10 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    ABNORMAL_CLOSURE = 1006
+    """Never sent: the connection dropped without a close frame (RFC 6455, 7.1.5)."""
+    POLICY_VIOLATION = 1008
+    """The upgrade was refused where the server cannot answer with an HTTP status."""
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
@@ -220,7 +224,17 @@ class CloseCode(enum.IntEnum):
     """The client kept sending frames that are not the protocol."""
 
 
-RECONNECT_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013} | {c for c in range(4000, 4500)})
+RECONNECT_CLOSE_CODES = frozenset(
+    {
+        CloseCode.GOING_AWAY,
+        CloseCode.ABNORMAL_CLOSURE,
+        CloseCode.INTERNAL_ERROR,
+        CloseCode.SERVICE_RESTART,
+        CloseCode.TRY_AGAIN_LATER,
+    }
+    | set(range(4000, 4500))
+)
+"""Close codes after which a client reconnects and resumes (the rest are terminal)."""
 
 
 # --- codecs ------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.frames import OutFrame, control
+from gateway.frames import FrameKind, OutFrame, control
 from gateway.transports.cursor import Cursor, CursorError
-from shared.protocol import Position, Subscribed, encode
+from shared.protocol import Ping, Position, Subscribed
 
 
 def message(channel: str, offset: int) -> OutFrame:
-    return OutFrame(b"{}", channel, offset)
+    return OutFrame(FrameKind.MESSAGE, b"{}", channel, offset)
 
 
 class TestParse:
@@ -59,6 +59,6 @@ class TestAdvance:
     def test_frames_of_other_channels_and_control_frames_change_nothing(self):
         cursor = Cursor.parse(["a"], "e:1")
         cursor.advance(message("zzz", 9))
-        cursor.advance(OutFrame(encode(Subscribed(channel="zzz", offset=1, epoch="x"))))
-        cursor.advance(OutFrame(b'{"type":"ping"}'))
+        cursor.advance(control(Subscribed(channel="zzz", offset=1, epoch="x")))
+        cursor.advance(control(Ping()))
         assert str(cursor) == "e:1"

@@ -64,20 +64,20 @@ async def test_a_head_behind_what_was_delivered_starts_a_new_epoch(redis_server)
     first = frames(session)[0]
     for n in range(1, 11):
         await publisher.publish(CHANNEL, {"n": n})
-    await wait_until(lambda: session.queued >= 10, 10, "ten messages")
+    await wait_until(lambda: len(session.outbox) >= 10, 10, "ten messages")
     assert [f["offset"] for f in frames(session)] == list(range(1, 11))
 
     hub.on_broker_state(False)  # the link to the old primary is gone
     await lose_last_writes(redis_server.url, keep=8)
     hub.on_broker_state(True)  # connected to the promoted replica
-    await wait_until(lambda: session.queued >= 1, 10, "the notice")
+    await wait_until(lambda: len(session.outbox) >= 1, 10, "the notice")
     notice = frames(session)[0]
     assert notice["type"] == "subscribed" and notice["recovered"] is False
     assert notice["epoch"] != first["epoch"] and notice["offset"] == 8
 
     position = await publisher.publish(CHANNEL, {"n": "new"})
     assert (position.offset, position.epoch) == (9, notice["epoch"])
-    await wait_until(lambda: session.queued >= 1, 10, "the new message")
+    await wait_until(lambda: len(session.outbox) >= 1, 10, "the new message")
     assert frames(session) == [
         {"type": "message", "channel": CHANNEL, "offset": 9, "data": {"n": "new"}}
     ]
@@ -89,7 +89,7 @@ async def test_reused_offsets_already_published_are_caught_by_their_content(redi
     hub, broker, session, publisher = await start(redis_server.url)
     for n in range(1, 11):
         await publisher.publish(CHANNEL, {"n": n})
-    await wait_until(lambda: session.queued >= 11, 10, "subscribed and ten messages")
+    await wait_until(lambda: len(session.outbox) >= 11, 10, "subscribed and ten messages")
     session.take()
 
     hub.on_broker_state(False)
@@ -97,15 +97,15 @@ async def test_reused_offsets_already_published_are_caught_by_their_content(redi
     for n in ("a", "b", "c"):  # offsets 9, 10, 11 again, before the gateway looks
         await publisher.publish(CHANNEL, {"n": n})
     await asyncio.sleep(0.2)  # they reach the hub live, and are held
-    assert session.queued == 0
+    assert len(session.outbox) == 0
     hub.on_broker_state(True)
-    await wait_until(lambda: session.queued >= 1, 10, "the notice")
+    await wait_until(lambda: len(session.outbox) >= 1, 10, "the notice")
     got = frames(session)
     assert got[0]["type"] == "subscribed" and got[0]["recovered"] is False
     assert got[0]["offset"] == 11 and len(got) == 1  # reload: nothing of the old epoch
     position = await publisher.publish(CHANNEL, {"n": "d"})
     assert position.epoch == got[0]["epoch"]
-    await wait_until(lambda: session.queued >= 1, 10, "the next message")
+    await wait_until(lambda: len(session.outbox) >= 1, 10, "the next message")
     assert [f["data"]["n"] for f in frames(session)] == ["d"]
     await publisher.close()
     await broker.close()

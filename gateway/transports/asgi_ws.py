@@ -16,9 +16,10 @@ import contextlib
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import observe
-from gateway.admission import SUBPROTOCOL, Security, admit_websocket, refusal_response
+from gateway.admission import admit_websocket, refusal_response, select_subprotocol
 from gateway.hub import Hub
 from gateway.limits import Refusal
+from gateway.node import node_of
 from gateway.session import Session
 from gateway.transports.websocket import CLOSE_TIMEOUT, note_close
 from shared.protocol import CloseCode
@@ -28,8 +29,8 @@ __all__ = ["websocket_fallback"]
 
 async def websocket_fallback(websocket: WebSocket) -> None:
     """One WebSocket connection, from handshake to close, over ASGI."""
-    hub: Hub = websocket.app.state.hub
-    security: Security = websocket.app.state.security
+    node = node_of(websocket)
+    hub, security = node.hub, node.security
     if hub.draining:
         await _refuse(websocket, Refusal(503, "Gateway draining; connect to another", "drain"))
         return
@@ -40,10 +41,12 @@ async def websocket_fallback(websocket: WebSocket) -> None:
         return
     try:
         offered = websocket.scope.get("subprotocols", [])
-        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await websocket.accept(subprotocol=select_subprotocol(offered))
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
-        session = Session(hub.limits, on_ready=ready.set, guard=security.guard)
+        session = Session(
+            hub.limits, on_ready=ready.set, guard=security.guard, metrics=observe.SESSION_METRICS
+        )
         session.last_seen = session.opened = loop.time()
         hub.attach(session)
         observe.CONNECTIONS.labels("websocket").inc()
@@ -67,7 +70,8 @@ async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(refusal_response(refusal))
     else:
-        await websocket.close(1008 if refusal.status == 403 else 1013, refusal.text)
+        code = CloseCode.POLICY_VIOLATION if refusal.status == 403 else CloseCode.TRY_AGAIN_LATER
+        await websocket.close(code, refusal.text)
 
 
 async def _read(
@@ -82,13 +86,15 @@ async def _read(
             return
         if message["type"] == "websocket.disconnect":
             return
+        if session.close_code is not None:
+            break  # closed while this frame was awaited
         data = message.get("text")
         if data is None:
             data = message.get("bytes") or b""
         now = session.last_seen = loop.time()
         if len(data.encode() if isinstance(data, str) else data) > max_size:  # bytes, not chars
             observe.LIMIT_HITS.labels("frame_size").inc()
-            session.close(1009, "frame too big")
+            session.close(CloseCode.MESSAGE_TOO_BIG, "frame too big")
             break
         command = session.receive(data, now)
         if command is not None:
@@ -124,4 +130,4 @@ async def _write(websocket: WebSocket, session: Session, ready: asyncio.Event, h
         with contextlib.suppress(Exception):
             await websocket.close(CloseCode.SLOW_CONSUMER, "client reads too slowly")
     except (WebSocketDisconnect, RuntimeError, OSError):
-        session.close(1006, "connection lost")
+        session.close(CloseCode.ABNORMAL_CLOSURE, "connection lost")

@@ -18,15 +18,10 @@ Channel names are not repeated: the request's URL already lists them, and an
 
 from __future__ import annotations
 
-import msgspec
-
 from gateway.frames import OutFrame
-from shared.protocol import Position, Subscribed
+from shared.protocol import Position
 
 __all__ = ["Cursor", "CursorError"]
-
-_SUBSCRIBED = b'{"type":"subscribed"'
-_subscribed = msgspec.json.Decoder(Subscribed)
 
 
 class CursorError(ValueError):
@@ -79,8 +74,8 @@ class Cursor:
                 if known is not None:
                     self.positions[index] = Position(frame.offset, known.epoch)
                     self._text = None
-        elif frame.json.startswith(_SUBSCRIBED):
-            subscribed = _subscribed.decode(frame.json)
+        elif frame.subscribed is not None:
+            subscribed = frame.subscribed
             index = self._index.get(subscribed.channel)
             if index is not None:
                 self.positions[index] = Position(subscribed.offset, subscribed.epoch)

@@ -77,6 +77,7 @@ class HttpSession:
             on_ready=self.wake.set,
             guard=entry.guard,
             grant=entry.grant,
+            metrics=observe.SESSION_METRICS,
         )
         self.session.last_seen = self.session.opened = self.loop.time()
         self.entry = entry
@@ -119,6 +120,8 @@ class HttpSession:
 
     async def _subscribe(self, cursor: Cursor) -> None:
         for channel, since in zip(cursor.channels, cursor.positions, strict=True):
+            if self.session.close_code is not None:
+                return  # closed while an earlier channel was served
             command = self.session.receive(encode(Subscribe(channel=channel, since=since)))
             if isinstance(command, SubscribeCommand):
                 await self.hub.subscribe(self.session, command.channel, command.since)

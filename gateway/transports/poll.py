@@ -29,20 +29,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from gateway.admission import admit_http
-from gateway.frames import OutFrame
-from gateway.hub import Hub
+from gateway.frames import FrameKind, OutFrame
+from gateway.node import node_of
 from gateway.transports.httpbase import CORS, HttpSession, read_query
 
 __all__ = ["poll"]
 
-_PING = b'{"type":"ping"'
-_SUBSCRIBED = b'{"type":"subscribed"'
-_RESUMED = b'"recovered":true'
-
 
 async def poll(request: Request) -> Response:
     """Serve one long-poll."""
-    hub: Hub = request.app.state.hub
+    node = node_of(request)
+    hub = node.hub
     settings = hub.settings
     query = read_query(request, request.query_params.get("since", ""))
     if isinstance(query, Response):
@@ -54,7 +51,7 @@ async def poll(request: Request) -> Response:
         return PlainTextResponse("wait must be a number of seconds\n", 400, headers=CORS)
     if hub.draining:
         return PlainTextResponse("gateway draining; poll another\n", 503, headers=CORS)
-    entry = await admit_http(request.app.state.security, request, handshake=False)
+    entry = await admit_http(node.security, request, handshake=False)
     if isinstance(entry, Response):
         return entry  # origin (403), limits (429/503) or credentials (401) refused
 
@@ -73,7 +70,7 @@ async def poll(request: Request) -> Response:
                     close = {"code": session.close_code, "reason": session.close_reason}
                 break
             for frame in session.take():
-                if frame.json.startswith(_PING):
+                if frame.kind is FrameKind.PING:
                     continue
                 frames.append(frame)
                 news = news or _is_news(frame)
@@ -92,6 +89,5 @@ async def poll(request: Request) -> Response:
 
 def _is_news(frame: OutFrame) -> bool:
     """Anything but a quiet resume (a ``subscribed`` with ``recovered: true``)."""
-    if frame.channel is not None or not frame.json.startswith(_SUBSCRIBED):
-        return True
-    return _RESUMED not in frame.json
+    subscribed = frame.subscribed
+    return subscribed is None or subscribed.recovered is not True

@@ -32,6 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from gateway.admission import Entry, admit_http
 from gateway.hub import Hub
+from gateway.node import node_of
 from gateway.transports.cursor import Cursor
 from gateway.transports.httpbase import CORS, HttpSession, read_query
 
@@ -52,7 +53,8 @@ RETRY_MS = 1000
 
 async def sse(request: Request) -> Response | EventStream:
     """Open an event stream for the channels in the query."""
-    hub: Hub = request.app.state.hub
+    node = node_of(request)
+    hub = node.hub
     cursor_text = request.headers.get("last-event-id") or request.query_params.get("since", "")
     query = read_query(request, cursor_text)
     if isinstance(query, Response):
@@ -61,7 +63,7 @@ async def sse(request: Request) -> Response | EventStream:
         return PlainTextResponse(
             "gateway draining; connect to another\n", status_code=503, headers=CORS
         )
-    entry = await admit_http(request.app.state.security, request)  # origin, limits, token
+    entry = await admit_http(node.security, request)  # origin, limits, token
     if isinstance(entry, Response):
         return entry
     return EventStream(hub, query[1], entry)

@@ -19,19 +19,22 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 from gateway import observe
-from gateway.admission import Entry, Security, admit_websocket, select_subprotocol
+from gateway.admission import Entry, admit_websocket, select_subprotocol
 from gateway.commands import Command
-from gateway.hub import Hub
 from gateway.limits import Refusal
+from gateway.node import Node
 from gateway.session import Session
+from shared.protocol import CloseCode
 
 __all__ = ["CLOSE_TIMEOUT", "WebSocketTransport", "note_close"]
 
@@ -46,11 +49,16 @@ CLOSE_TIMEOUT = 5.0
 WS_PATH = "/ws"
 
 
+ROUTINE_CLOSES = frozenset(
+    {CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.SERVICE_RESTART, CloseCode.CONNECTION_AGED}
+)
+"""Closes logged at debug level: drains and rebalancing start them by the thousand."""
+
+
 def note_close(code: int, reason: str) -> None:
-    """Count and log a close the gateway starts (drains and rebalancing at debug level:
-    they come by the thousand)."""
+    """Count and log a close the gateway starts (:data:`ROUTINE_CLOSES` at debug level)."""
     observe.DISCONNECTS.labels(str(code)).inc()
-    routine = code in (1000, 1001, 1012, 4002)
+    routine = code in ROUTINE_CLOSES
     log.log(
         logging.DEBUG if routine else logging.INFO, "closing connection with %d: %s", code, reason
     )
@@ -102,6 +110,13 @@ class _Flusher:
 _flusher = _Flusher()
 
 
+class _ServerProtocol(ServerProtocol):
+    """websockets' sans-I/O server, selecting the subprotocol by the gateway's rule."""
+
+    def select_subprotocol(self, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
+        return cast(Subprotocol | None, select_subprotocol(subprotocols))
+
+
 class WebSocketTransport(asyncio.Protocol):
     """One WebSocket connection, from handshake to close (uvicorn's ``ws`` protocol class)."""
 
@@ -132,16 +147,13 @@ class WebSocketTransport(asyncio.Protocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self.hub: Hub = app_state["hub"]
-        self.security: Security = app_state["security"]
+        node: Node = app_state["node"]  # the lifespan state (gateway/app.py)
+        self.hub = node.hub
+        self.security = node.security
         self.loop = _loop or asyncio.get_running_loop()
         self.server_state = server_state
         settings = self.hub.settings
-        self.conn = ServerProtocol(
-            max_size=settings.max_frame_bytes,
-            logger=_protocol_log,
-            select_subprotocol=select_subprotocol,  # type: ignore[arg-type]
-        )
+        self.conn = _ServerProtocol(max_size=settings.max_frame_bytes, logger=_protocol_log)
         self.peer = ""
         self.entry: Entry | None = None  # admitted by gateway/admission.py
         self.transport: asyncio.Transport | None = None
@@ -171,7 +183,7 @@ class WebSocketTransport(asyncio.Protocol):
             elif isinstance(event, Frame) and self.session is not None:
                 self._frame(self.session, event)
         close = self.conn.close_sent
-        if close is not None and close.code == 1009 and not self.closing:
+        if close is not None and close.code == CloseCode.MESSAGE_TOO_BIG and not self.closing:
             self.closing = True  # the protocol refused an oversized frame and closes
             observe.LIMIT_HITS.labels("frame_size").inc()
         self._send_protocol_output()
@@ -187,7 +199,7 @@ class WebSocketTransport(asyncio.Protocol):
         if session is not None:
             observe.CONNECTIONS.labels("websocket").dec()
             if session.close_code is None:
-                session.close(1006, "connection lost")
+                session.close(CloseCode.ABNORMAL_CLOSURE, "connection lost")
             task = self.loop.create_task(self._end(session))
             self.server_state.tasks.add(task)
             task.add_done_callback(self.server_state.tasks.discard)
@@ -226,7 +238,10 @@ class WebSocketTransport(asyncio.Protocol):
                 self.entry.release()
             return
         session = self.session = Session(
-            self.hub.limits, on_ready=self._schedule_flush, guard=self.security.guard
+            self.hub.limits,
+            on_ready=self._schedule_flush,
+            guard=self.security.guard,
+            metrics=observe.SESSION_METRICS,
         )
         session.last_seen = session.opened = self.loop.time()
         self.hub.attach(session)
@@ -236,6 +251,8 @@ class WebSocketTransport(asyncio.Protocol):
             session.authenticate(token)  # a refused token closes with 4003 or 4501
 
     def _frame(self, session: Session, frame: Frame) -> None:
+        if session.close_code is not None:
+            return  # closing: what the client still sends is not read
         now = session.last_seen = self.loop.time()
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
             if not frame.fin:
@@ -291,7 +308,9 @@ class WebSocketTransport(asyncio.Protocol):
             return
         if self.paused:
             return
-        frames = session.take()
+        # The outbox directly: the session is open (checked above), and this runs for
+        # every write, where Session.take's own check would cost a call.
+        frames = session.outbox.take()
         if not frames:
             return
         data = frames[0].ws if len(frames) == 1 else b"".join([f.ws for f in frames])
@@ -329,7 +348,7 @@ class WebSocketTransport(asyncio.Protocol):
     def shutdown(self) -> None:
         """uvicorn's shutdown: close what is still open (after our own drain, nothing)."""
         if self.session is not None:
-            self.session.close(1012, "gateway stopping")
+            self.session.close(CloseCode.SERVICE_RESTART, "gateway stopping")
             self._flush()
         elif self.transport is not None:
             self.transport.close()

@@ -27,6 +27,7 @@ from typing import Any
 from gateway.admission import Security
 from gateway.frames import message
 from gateway.hub import Hub
+from gateway.node import Node
 from gateway.transports.websocket import WebSocketTransport
 from shared.bench import report
 from shared.bench.flow import Params
@@ -125,7 +126,9 @@ async def _run(clients: int, rounds: int, size: int) -> dict[str, Any]:
     hub = Hub(broker, settings)
     await broker.start(hub)
     state = SimpleNamespace(connections=set(), tasks=set())
-    app_state = {"hub": hub, "security": Security(settings)}
+    node = Node(settings, Security(settings))
+    node.started(hub)
+    app_state = {"node": node}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: WebSocketTransport(None, state, app_state), "127.0.0.1", 0, backlog=4096

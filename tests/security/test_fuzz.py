@@ -183,7 +183,7 @@ def test_session_answers_any_frame_sequence_within_its_bounds(guard, token, data
         assert command is None or isinstance(
             command, SubscribeCommand | UnsubscribeCommand | RevokeCommand
         )
-        assert session.queued <= limits.outbox_messages
+        assert len(session.outbox) <= limits.outbox_messages
         assert len(session.subs) <= limits.max_subscriptions
         if session.close_code is not None:
             assert session.close_code in (4003, 4501, 4001)

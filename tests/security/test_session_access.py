@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from gateway.auth import Guard, enforce_credentials
+from gateway.auth import Guard
 from gateway.commands import Limits, RevokeCommand, SubscribeCommand
-from gateway.session import Session
+from gateway.session import Session, State
 from shared.settings import Settings
 from tests.security.conftest import NAMESPACES, Keys
 
@@ -32,7 +32,9 @@ def test_auth_then_subscribe_within_the_tokens_patterns(guard, keys):
     session = Session(Limits(), guard=guard)
     assert send(session, type="subscribe", channel="tasks.projA.1") is None
     assert frames(session)[0]["code"] == "unauthorized"
+    assert session.state is State.ANONYMOUS
     assert send(session, type="auth", token=keys.token(sub="ann")) is None
+    assert session.state is State.AUTHENTICATED
     assert frames(session)[0] == {
         "type": "authenticated",
         "user": "ann",
@@ -64,15 +66,15 @@ def test_a_narrower_refresh_revokes_what_it_no_longer_covers(guard, keys):
 def test_expiry_and_the_anonymous_deadline_close_the_session(guard, keys):
     session = Session(Limits(), guard=guard)
     send(session, type="auth", token=keys.token(ttl=60))
-    enforce_credentials(session, wall=session.grant.expires, now=0.0)
+    session.check_credentials(wall=session.grant.expires, now=0.0)
     assert session.close_code is None
-    enforce_credentials(session, wall=session.grant.expires + 1, now=0.0)
+    session.check_credentials(wall=session.grant.expires + 1, now=0.0)
     assert session.close_code == 4003
 
     anonymous = Session(Limits(), guard=guard)
-    enforce_credentials(anonymous, wall=0.0, now=9.0)
+    anonymous.check_credentials(wall=0.0, now=9.0)
     assert anonymous.close_code is None
-    enforce_credentials(anonymous, wall=0.0, now=11.0)
+    anonymous.check_credentials(wall=0.0, now=11.0)
     assert anonymous.close_code == 4501
 
 
