@@ -11,8 +11,8 @@
 //   ?share=0              a connection of this tab's own, instead of one shared by every
 //                         tab of the dashboard (relaycast-shared.js)
 
-import { Relaycast } from "../relaycast.js";
-import { openRelaycast } from "../relaycast-shared.js";
+import { Relaycast } from "../sdk/relaycast.js";
+import { openRelaycast } from "../sdk/relaycast-shared.js";
 import { Alerts } from "./alerts.js";
 import { Metrics } from "./metrics.js";
 import { Tasks } from "./tasks.js";

@@ -4,7 +4,7 @@
 // page's `?hosts=` parameter; each host's `metrics.host.<host>` is a latest-value
 // channel, so a chart gets the current sample at once and a point per sample after.
 
-import uPlot from "../vendor/uplot/uPlot.esm.js";
+import uPlot from "./vendor/uplot/uPlot.esm.js";
 import { fmt, h } from "./dom.js";
 
 const CHARTS = [
