@@ -6,6 +6,11 @@ GET /static/sdk/*     the browser client: relaycast.js and its links, relaycast-
 GET /static/dashboard/*  the dashboard's scripts and styles, vendored uPlot
 GET /gateway          {"gateway": ID, "ready": BOOL}: which gateway answers, for the
                       connection indicator; SSE and polling clients time it for latency
+GET /dashboard/config {"gateways": [ORIGIN, ...]}: the gateways besides this one that the
+                      dashboard may connect to with its token (RELAYCAST_DASHBOARD_GATEWAYS).
+                      A link can name any URL in ``?gateways=``; the page connects only to
+                      its own origin and these, so a crafted link cannot send the token
+                      kept in the browser to a server of the link author's choosing.
 
 The client used to live at /static/relaycast.js (and -shared.js, -worker.js, .d.ts);
 those URLs answer with a permanent redirect into /static/sdk/, so pages that import the
@@ -49,6 +54,12 @@ async def whoami(request: Request) -> Response:
     return JSONResponse(body, headers={**CORS, "cache-control": "no-store"})
 
 
+async def dashboard_config(request: Request) -> Response:
+    settings = request.app.state.settings
+    body = {"gateways": settings.dashboard_origins()}
+    return JSONResponse(body, headers={"cache-control": "no-store"})
+
+
 def _moved(name: str) -> Route:
     async def redirect(request: Request) -> Response:
         return RedirectResponse(f"/static/sdk/{name}", status_code=308)
@@ -59,6 +70,7 @@ def _moved(name: str) -> Route:
 routes: list[BaseRoute] = [
     Route("/", index),
     Route("/gateway", whoami),
+    Route("/dashboard/config", dashboard_config),
     *(_moved(name) for name in SDK_FILES),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]

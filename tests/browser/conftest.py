@@ -128,11 +128,17 @@ class Stack:
 
 @pytest.fixture
 def stack(redis_server: Any, gateways: list[Any], tmp_path: Path) -> Iterator[Stack]:
-    """Two gateways on a private Redis, and the metrics publisher for host ``web-1``."""
+    """Two gateways on a private Redis, and the metrics publisher for host ``web-1``. Each
+    lets the dashboard it serves connect to the other (``?gateways=``)."""
+    from shared.localredis import free_port
     from tests.helpers import GatewayProcess
 
-    for _ in range(2):
-        GatewayProcess.start(gateways, redis_server.url)
+    ports = [free_port(), free_port()]
+    while ports[1] == ports[0]:
+        ports[1] = free_port()
+    both = ",".join(f"http://127.0.0.1:{port}" for port in ports)
+    for port in ports:
+        GatewayProcess.start(gateways, redis_server.url, port=port, dashboard_gateways=both)
     running = Stack(redis_server.url, gateways, tmp_path)
     running.publisher("metrics")
     try:
