@@ -99,20 +99,22 @@ class Stack:
             RELAYCAST_ALERTS_INTERVAL="0.5",
         )
 
-    def publisher(self, command: str, **settings: str) -> subprocess.Popen[bytes]:
-        """Start ``relaycast <command>`` (``metrics``, ``alerts``...) with extra settings."""
+    def publisher(self, command: str, *args: str, **settings: str) -> subprocess.Popen[bytes]:
+        """Start ``relaycast <command> <args>`` (``metrics``, ``alerts``, ``demo``...) with
+        extra settings."""
         env = dict(self.env, **{f"RELAYCAST_{k.upper()}": v for k, v in settings.items()})
         log = open(self.tmp / f"{command}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", command], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "shared.cli", command, *args], env=env, stdout=log, stderr=log
         )
         log.close()
         self.procs.append(proc)
         return proc
 
-    def alerts(self) -> subprocess.Popen[bytes]:
+    def alerts(self, rules_text: str = ALWAYS_RULE) -> subprocess.Popen[bytes]:
+        """Start ``relaycast alerts`` with these rules (by default, one that holds at once)."""
         rules = self.tmp / "rules.toml"
-        rules.write_text(ALWAYS_RULE)
+        rules.write_text(rules_text)
         return self.publisher("alerts", alerts_rules=str(rules))
 
     def close(self) -> None:
