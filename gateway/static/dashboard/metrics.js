@@ -194,7 +194,8 @@ export class Metrics {
         legend: { show: false }, // the legend is in the chart's title row, with the values
         cursor: { drag: { x: false, y: false } },
         scales: {
-          x: { time: true },
+          // One sample so far: a minute up to it, rather than a range of zero width.
+          x: { time: true, range: (u, min, max) => (min === max ? [min - 60, max + 1] : [min, max]) },
           y: { range: spec.range || ((u, min, max) => [0, Math.max(1, max) * 1.15]) },
         },
         axes: [
