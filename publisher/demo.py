@@ -11,6 +11,14 @@ Up to three jobs run at once, a new one starting whenever a slot frees:
 
 ``demo.ticks`` gets a counter every ``interval``. ``interval`` sets the pace: each step of
 a job takes between half and twice of it.
+
+So that the Alerts panel has something to show, the demo also plays a host of its own,
+``demo-db``, published as metrics of your own (a partial snapshot: CPU, queries per
+second, open connections; no memory, disk or load). Now and then its CPU runs above 90%
+for 75 to 90 samples, one sample per ``interval``, then cools: at the default pace of one
+second that outlasts the shipped ``cpu_high`` rule (above 90% for 60 s), so ``relaycast
+alerts`` raises a warning about it, and resolves it once the CPU is back under 80%. The
+first such spell starts about ten samples in.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
+from publisher.metrics import MetricsPublisher
 from publisher.publish import AsyncPublisher
 from publisher.tasks import Tasks
 from shared.broker import BrokerUnavailable
@@ -32,6 +41,9 @@ __all__ = ["run_demo"]
 log = logging.getLogger("relaycast.demo")
 
 CONCURRENT_JOBS = 3
+DEMO_HOST = "demo-db"
+HOT_SAMPLES = (75, 90)  # a hot spell, in samples: longer than cpu_high's 60 s at 1 s each
+CALM_SAMPLES = (120, 300)  # between hot spells
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -188,6 +200,31 @@ async def _ticks(publisher: AsyncPublisher, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def _demo_host(settings: Settings, interval: float) -> None:
+    """Publish ``demo-db``'s snapshot every ``interval``, with a hot CPU spell now and then."""
+    metrics = MetricsPublisher(settings, host=DEMO_HOST)
+    hot, left = False, 10
+    try:
+        while True:
+            if left <= 0:
+                hot = not hot
+                left = random.randint(*(HOT_SAMPLES if hot else CALM_SAMPLES))
+            left -= 1
+            cpu = random.uniform(92, 99) if hot else random.uniform(12, 45)
+            queries = random.uniform(900, 1400) if hot else random.uniform(150, 450)
+            snapshot = {
+                "interval": interval,
+                "cpu": {"percent": round(cpu, 1)},
+                "queries": {"per_s": round(queries), "slow_per_s": round(queries / 200, 1)},
+                "connections": random.randint(60, 90) if hot else random.randint(15, 35),
+            }
+            with contextlib.suppress(BrokerUnavailable):
+                await metrics.publish(snapshot)
+            await asyncio.sleep(interval)
+    finally:
+        await metrics.close()
+
+
 async def run_demo(settings: Settings, interval: float = 1.0) -> None:
     """Run demo jobs (and ``demo.ticks``) until cancelled."""
     async with AsyncPublisher(settings=settings) as publisher:
@@ -200,6 +237,7 @@ async def run_demo(settings: Settings, interval: float = 1.0) -> None:
             demo.train,
         ]
         ticks = asyncio.create_task(_ticks(publisher, interval))
+        host = asyncio.create_task(_demo_host(settings, interval))
         running: set[asyncio.Task[None]] = set()
         try:
             while True:
@@ -209,6 +247,7 @@ async def run_demo(settings: Settings, interval: float = 1.0) -> None:
                 _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         finally:
             ticks.cancel()
+            host.cancel()
             for job in running:
                 job.cancel()
-            await asyncio.gather(ticks, *running, return_exceptions=True)
+            await asyncio.gather(ticks, host, *running, return_exceptions=True)

@@ -69,6 +69,10 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     idle timeouts (30-60 s is common) keep it open."""
     poll_wait: float = 25.0
     """Longest a long-poll waits for a message, in seconds (a request may ask for less)."""
+    dashboard_gateways: str = ""
+    """Gateways besides its own that the dashboard may connect to (and hand its token to)
+    when a link names them in ``?gateways=``: origins such as ``https://rt-2.example.com``,
+    comma-separated. Empty: only the gateway that served the page."""
 
     replay_batch: int = 500
     """Messages read from history per round trip during resume."""
@@ -172,6 +176,13 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             raise SettingsError(
                 f"{ENV_PREFIX}FRAME_RATE must be >= 0 (0: no limit) and FRAME_BURST >= 1"
             )
+        for entry in self.dashboard_origins():
+            scheme, _, rest = entry.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest or "*" in rest:
+                raise SettingsError(
+                    f"{ENV_PREFIX}DASHBOARD_GATEWAYS: {entry!r} is not an origin"
+                    " (http:// or https://, a host, an optional port, no path)"
+                )
         if self.mode not in ("production", "development"):
             raise SettingsError(f"{ENV_PREFIX}MODE must be production or development")
         if self.token_leeway < 0 or self.ticket_ttl <= 0 or self.auth_timeout < 0:
@@ -185,6 +196,11 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
         self.channel_options = (
             Namespaces.from_json(self.namespaces) if self.namespaces else Namespaces()
         )
+
+    def dashboard_origins(self) -> list[str]:
+        """The origins of ``dashboard_gateways``, lower-cased, without trailing slashes."""
+        entries = (e.strip().rstrip("/").lower() for e in self.dashboard_gateways.split(","))
+        return [e for e in entries if e]
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:

@@ -99,20 +99,22 @@ class Stack:
             RELAYCAST_ALERTS_INTERVAL="0.5",
         )
 
-    def publisher(self, command: str, **settings: str) -> subprocess.Popen[bytes]:
-        """Start ``relaycast <command>`` (``metrics``, ``alerts``...) with extra settings."""
+    def publisher(self, command: str, *args: str, **settings: str) -> subprocess.Popen[bytes]:
+        """Start ``relaycast <command> <args>`` (``metrics``, ``alerts``, ``demo``...) with
+        extra settings."""
         env = dict(self.env, **{f"RELAYCAST_{k.upper()}": v for k, v in settings.items()})
         log = open(self.tmp / f"{command}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", command], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "shared.cli", command, *args], env=env, stdout=log, stderr=log
         )
         log.close()
         self.procs.append(proc)
         return proc
 
-    def alerts(self) -> subprocess.Popen[bytes]:
+    def alerts(self, rules_text: str = ALWAYS_RULE) -> subprocess.Popen[bytes]:
+        """Start ``relaycast alerts`` with these rules (by default, one that holds at once)."""
         rules = self.tmp / "rules.toml"
-        rules.write_text(ALWAYS_RULE)
+        rules.write_text(rules_text)
         return self.publisher("alerts", alerts_rules=str(rules))
 
     def close(self) -> None:
@@ -128,11 +130,17 @@ class Stack:
 
 @pytest.fixture
 def stack(redis_server: Any, gateways: list[Any], tmp_path: Path) -> Iterator[Stack]:
-    """Two gateways on a private Redis, and the metrics publisher for host ``web-1``."""
+    """Two gateways on a private Redis, and the metrics publisher for host ``web-1``. Each
+    lets the dashboard it serves connect to the other (``?gateways=``)."""
+    from shared.localredis import free_port
     from tests.helpers import GatewayProcess
 
-    for _ in range(2):
-        GatewayProcess.start(gateways, redis_server.url)
+    ports = [free_port(), free_port()]
+    while ports[1] == ports[0]:
+        ports[1] = free_port()
+    both = ",".join(f"http://127.0.0.1:{port}" for port in ports)
+    for port in ports:
+        GatewayProcess.start(gateways, redis_server.url, port=port, dashboard_gateways=both)
     running = Stack(redis_server.url, gateways, tmp_path)
     running.publisher("metrics")
     try:

@@ -20,7 +20,7 @@ SHORT_HISTORY = json.dumps([{"pattern": "short.*", "history_size": 3}])
 # subscribed events recorded, subscribed to `channels` (from `since` where given).
 START = """
 async ({ name, options, channels, since }) => {
-  const { Relaycast } = await import("/static/relaycast.js");
+  const { Relaycast } = await import("/static/sdk/relaycast.js");
   const log = { states: [], messages: [], subscribed: {}, gateways: [] };
   const rc = new Relaycast(options);
   rc.on("state", (s) => log.states.push(s.state + (s.attempt ? ":" + s.attempt : "")));
@@ -121,7 +121,8 @@ async def test_client_leaves_a_silent_gateway_and_resumes_on_another(redis_serve
 
 SECRET = "s" * 40
 # Each client reads tasks.secure with a token: given as a string, or by a function (the
-# shared client asks its tab for it); one client has none and is told so.
+# shared client asks its tab for it); one client has none and is told so. It imports the
+# client by the URLs it had before it moved into /static/sdk/, which redirect there.
 AUTH = """
 async ({ token }) => {
   const { Relaycast } = await import("/static/relaycast.js");

@@ -25,7 +25,15 @@ export const fmt = {
     }
     return `${v.toFixed(v >= 100 || i === 0 ? 0 : 1)} ${units[i]}`;
   },
-  rate: (v) => `${fmt.bytes(v)}/s`,
+  rate: (v) => (v === null || v === undefined ? "–" : `${fmt.bytes(v)}/s`),
+  number(v) {
+    if (v === null || v === undefined) return "–";
+    const a = Math.abs(v);
+    if (a >= 1e9) return `${(v / 1e9).toFixed(1)}G`;
+    if (a >= 1e6) return `${(v / 1e6).toFixed(1)}M`;
+    if (a >= 1e4) return `${(v / 1e3).toFixed(a >= 1e5 ? 0 : 1)}k`;
+    return Number.isInteger(v) ? String(v) : v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : 2);
+  },
   duration(seconds) {
     if (seconds === null || seconds === undefined) return "";
     const s = Math.max(0, Math.round(seconds));

@@ -1,7 +1,10 @@
 // The dashboard page: one Relaycast connection feeding the connection indicator and the
 // hosts, alerts and tasks panels. Settings come from the page's query string:
 //
-//   ?gateways=URL,URL     gateway base URLs to connect to (default: this page's gateway)
+//   ?gateways=URL,URL     gateway base URLs to connect to (default: this page's gateway);
+//                         only this page's origin and those the gateway's
+//                         RELAYCAST_DASHBOARD_GATEWAYS names (GET /dashboard/config): the
+//                         connection carries the token kept in this browser
 //   ?transports=sse,poll  transports allowed, in order (default: websocket,sse,poll)
 //   ?projects=a,b         task projects to follow (default: the last ones followed here,
 //                         else the demo's); more can be added on the page
@@ -11,8 +14,8 @@
 //   ?share=0              a connection of this tab's own, instead of one shared by every
 //                         tab of the dashboard (relaycast-shared.js)
 
-import { Relaycast } from "../relaycast.js";
-import { openRelaycast } from "../relaycast-shared.js";
+import { Relaycast } from "../sdk/relaycast.js";
+import { openRelaycast } from "../sdk/relaycast-shared.js";
 import { Alerts } from "./alerts.js";
 import { Metrics } from "./metrics.js";
 import { Tasks } from "./tasks.js";
@@ -25,7 +28,15 @@ const DEMO_PROJECTS = ["billing", "media", "web", "ml"];
 
 // A gateway in production mode wants a connection token (a JWT from your login service).
 const options = { pingInterval: 5000, token: () => localStorage.getItem(TOKEN_KEY) };
-if (list("gateways").length) options.urls = list("gateways");
+const { trusted, refused } = sortGateways(list("gateways"), await configuredGateways());
+if (trusted.length) options.urls = trusted;
+if (refused.length) {
+  const text = `Not connecting to ${refused.join(", ")}: only this gateway and those its RELAYCAST_DASHBOARD_GATEWAYS names receive this browser's token.`;
+  console.warn(`relaycast dashboard: ${text}`);
+  const notice = document.getElementById("notice");
+  notice.textContent = text;
+  notice.hidden = false;
+}
 if (list("transports").length) options.transports = list("transports");
 if (params.get("heartbeat")) options.heartbeatTimeout = Number(params.get("heartbeat"));
 
@@ -67,4 +78,35 @@ function showConnection(client) {
     text("conn-gateway", `gateway ${id}`);
   });
   client.on("rtt", (ms) => text("conn-rtt", `rtt ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`));
+}
+
+/** The origins, besides this page's, that the gateway lets the dashboard connect to. */
+async function configuredGateways() {
+  try {
+    const response = await fetch("/dashboard/config", { cache: "no-store" });
+    const body = response.ok ? await response.json() : {};
+    return new Set((body.gateways || []).map(originOf).filter(Boolean));
+  } catch (err) {
+    return new Set(); // this page's own gateway still works
+  }
+}
+
+/** Split `?gateways=` into those the token may go to and those it may not. */
+function sortGateways(urls, configured) {
+  const trusted = [];
+  const refused = [];
+  for (const url of urls) {
+    const origin = originOf(url);
+    (origin && (origin === location.origin || configured.has(origin)) ? trusted : refused).push(url);
+  }
+  return { trusted, refused };
+}
+
+function originOf(url) {
+  try {
+    const parsed = new URL(url, location.origin);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.origin : null;
+  } catch (err) {
+    return null;
+  }
 }

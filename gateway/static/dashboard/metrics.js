@@ -3,8 +3,13 @@
 // Hosts come from `metrics.fleet` (a FleetSnapshot listing every host) and from the
 // page's `?hosts=` parameter; each host's `metrics.host.<host>` is a latest-value
 // channel, so a chart gets the current sample at once and a point per sample after.
+//
+// A snapshot need not be the metrics publisher's whole HostSnapshot: "metrics of your
+// own" (docs/publishers.md) publish any mapping. A chart of the standard set appears once
+// a snapshot has a number for it, and every other number in the snapshot gets a chart of
+// its own, named by its dotted path (`queue.depth`), up to OWN_CHARTS per host.
 
-import uPlot from "../vendor/uplot/uPlot.esm.js";
+import uPlot from "./vendor/uplot/uPlot.esm.js";
 import { fmt, h } from "./dom.js";
 
 const CHARTS = [
@@ -14,7 +19,7 @@ const CHARTS = [
     unit: fmt.percent,
     axis: (v) => `${Math.round(v)}%`,
     range: [0, 100],
-    series: [{ label: "cpu", stroke: "#38bdf8", value: (s) => s.cpu.percent }],
+    series: [{ label: "cpu", stroke: "#38bdf8", path: "cpu.percent" }],
   },
   {
     key: "memory",
@@ -23,40 +28,49 @@ const CHARTS = [
     axis: (v) => `${Math.round(v)}%`,
     range: [0, 100],
     series: [
-      { label: "memory", stroke: "#a78bfa", value: (s) => s.memory.percent },
-      { label: "swap", stroke: "#f59e0b", value: (s) => s.swap.percent },
+      { label: "memory", stroke: "#a78bfa", path: "memory.percent" },
+      { label: "swap", stroke: "#f59e0b", path: "swap.percent" },
     ],
   },
   {
     key: "network",
     title: "Network",
     unit: fmt.rate,
-    axis: fmt.bytes,
+    axis: fmt.rate,
     series: [
-      { label: "in", stroke: "#22c55e", value: (s) => s.net.recv_bytes_per_s },
-      { label: "out", stroke: "#f472b6", value: (s) => s.net.sent_bytes_per_s },
+      { label: "in", stroke: "#22c55e", path: "net.recv_bytes_per_s" },
+      { label: "out", stroke: "#f472b6", path: "net.sent_bytes_per_s" },
     ],
   },
   {
     key: "disk",
     title: "Disk I/O",
     unit: fmt.rate,
-    axis: fmt.bytes,
+    axis: fmt.rate,
     series: [
-      { label: "read", stroke: "#facc15", value: (s) => s.disk.read_bytes_per_s },
-      { label: "write", stroke: "#fb923c", value: (s) => s.disk.write_bytes_per_s },
+      { label: "read", stroke: "#facc15", path: "disk.read_bytes_per_s" },
+      { label: "write", stroke: "#fb923c", path: "disk.write_bytes_per_s" },
     ],
   },
 ];
 
+/** Fields of the metrics publisher's snapshot: charted above, shown as facts, or neither. */
+const STANDARD = new Set(["host", "time", "interval", "cpu", "memory", "swap", "disk", "net", "load", "processes", "uptime"]);
+const OWN_CHARTS = 12; // charts of a host's own fields, at most
+const OWN_COLOURS = ["#38bdf8", "#a78bfa", "#22c55e", "#f472b6", "#facc15", "#fb923c"];
+const HEIGHT = 110;
+
 export class Metrics {
   constructor(rc, { windowMinutes = 10, hosts = [] } = {}) {
     this.rc = rc;
+    this.minutes = windowMinutes;
     this.window = windowMinutes * 60;
-    this.hosts = new Map(); // host -> {card, charts, samples}
+    this.opened = Date.now() / 1000;
+    this.hosts = new Map(); // host -> entry (see _card)
     this.root = document.getElementById("hosts");
     this.none = document.getElementById("hosts-none");
-    document.getElementById("metrics-window").textContent = `last ${windowMinutes} min`;
+    this.span = document.getElementById("metrics-window");
+    this._showSpan();
     this._resize = new ResizeObserver((entries) => {
       for (const { target } of entries) {
         if (target.plot) target.plot.setSize({ width: width(target), height: HEIGHT });
@@ -80,6 +94,17 @@ export class Metrics {
     entry.card.classList.toggle("stale", Boolean(stale));
   }
 
+  /**
+   * The gateway keeps only each host's newest sample, so the charts start when the page
+   * opens: say so until they hold a whole window.
+   */
+  _showSpan() {
+    const full = Date.now() / 1000 - this.opened >= this.window;
+    this.span.textContent = full
+      ? `last ${this.minutes} min`
+      : `since ${fmt.clock(this.opened).slice(0, 5)}, page opened · keeps ${this.minutes} min`;
+  }
+
   _card(host) {
     const facts = h("div", { class: "facts" });
     const charts = h("div", { class: "charts" });
@@ -90,50 +115,73 @@ export class Metrics {
       charts,
     );
     this.root.append(card);
-    const entry = { host, card, facts, times: [], values: new Map(), charts: [] };
-    for (const spec of CHARTS) {
-      const now = h("span", { class: "now" });
-      const box = h("div", { class: "chart", "data-chart": spec.key });
-      charts.append(h("div", {}, h("div", { class: "chart-title" }, h("span", { text: spec.title }), now), box));
-      this._resize.observe(box);
-      entry.values.set(spec.key, spec.series.map(() => []));
-      entry.charts.push({ spec, box, now, plot: null });
-    }
-    return entry;
+    return { host, card, facts, chartsBox: charts, times: [], charts: new Map() };
+  }
+
+  /** A chart for `spec`, its columns filled with gaps for the samples before it. */
+  _chart(entry, spec) {
+    const legend = h("span", { class: "legend" });
+    const box = h("div", { class: "chart", "data-chart": spec.key });
+    entry.chartsBox.append(h("div", {}, h("div", { class: "chart-title" }, h("span", { text: spec.title }), legend), box));
+    this._resize.observe(box);
+    const gaps = entry.times.length;
+    const chart = { spec, box, legend, columns: spec.series.map(() => new Array(gaps).fill(null)), plot: null };
+    entry.charts.set(spec.key, chart);
+    return chart;
   }
 
   _sample(entry, s) {
-    if (entry.times.length && s.time <= entry.times[entry.times.length - 1]) return;
-    entry.times.push(s.time);
+    if (!s || typeof s !== "object") return;
+    const time = Number.isFinite(s.time) ? s.time : Date.now() / 1000;
+    if (entry.times.length && time <= entry.times[entry.times.length - 1]) return;
+    // This sample's numbers, by chart key: the standard charts, then the host's own fields.
+    const values = new Map();
     for (const spec of CHARTS) {
-      const columns = entry.values.get(spec.key);
-      spec.series.forEach((series, i) => columns[i].push(safe(() => series.value(s))));
+      const row = spec.series.map((series) => number(pick(s, series.path)));
+      if (entry.charts.has(spec.key) || row.some((v) => v !== null)) values.set(spec.key, row);
     }
-    const cutoff = s.time - this.window;
+    for (const [path, value] of ownNumbers(s)) values.set(`own:${path}`, [value]);
+    for (const key of values.keys()) {
+      if (entry.charts.has(key)) continue;
+      const spec = CHARTS.find((c) => c.key === key) || ownSpec(key, entry.charts.size);
+      if (spec.own && [...entry.charts.keys()].filter((k) => k.startsWith("own:")).length >= OWN_CHARTS) {
+        values.delete(key);
+        continue;
+      }
+      this._chart(entry, spec);
+    }
+    entry.times.push(time);
+    for (const [key, chart] of entry.charts) {
+      const row = values.get(key) || chart.spec.series.map(() => null);
+      chart.columns.forEach((column, i) => column.push(row[i]));
+    }
+    const cutoff = time - this.window;
     let drop = 0;
     while (drop < entry.times.length && entry.times[drop] < cutoff) drop++;
     if (drop) {
       entry.times.splice(0, drop);
-      for (const columns of entry.values.values()) columns.forEach((c) => c.splice(0, drop));
+      for (const chart of entry.charts.values()) chart.columns.forEach((c) => c.splice(0, drop));
     }
     entry.card.dataset.points = String(entry.times.length);
     entry.card.classList.remove("stale");
-    entry.facts.replaceChildren(
-      h("span", { text: `${s.cpu.count} cores` }),
-      h("span", { text: `load ${s.load["1m"].toFixed(2)}` }),
-      h("span", { text: `disk ${fmt.percent(s.disk.percent)} used` }),
-      h("span", { text: `${s.processes} processes` }),
-      h("span", { text: `up ${fmt.duration(s.uptime)}` }),
-    );
-    for (const chart of entry.charts) this._draw(entry, chart);
+    entry.facts.replaceChildren(...facts(s).map((text) => h("span", { text })));
+    for (const chart of entry.charts.values()) this._draw(entry, chart);
+    this._showSpan();
   }
 
   _draw(entry, chart) {
-    const columns = entry.values.get(chart.spec.key);
+    const { spec, columns } = chart;
     const data = [entry.times, ...columns];
-    chart.now.textContent = chart.spec.series
-      .map((series, i) => `${series.label} ${chart.spec.unit(columns[i][columns[i].length - 1])}`)
-      .join(" · ");
+    chart.legend.replaceChildren(
+      ...spec.series.map((series, i) =>
+        h(
+          "span",
+          { class: "key", "data-series": series.label },
+          h("i", { class: "swatch", style: `background: ${series.stroke}` }),
+          `${spec.own ? "" : `${series.label} `}${spec.unit(columns[i][columns[i].length - 1])}`,
+        ),
+      ),
+    );
     if (chart.plot) {
       chart.plot.setData(data);
       return;
@@ -143,23 +191,25 @@ export class Metrics {
       {
         width: width(chart.box),
         height: HEIGHT,
-        legend: { show: false },
+        legend: { show: false }, // the legend is in the chart's title row, with the values
         cursor: { drag: { x: false, y: false } },
         scales: {
-          x: { time: true },
-          y: { range: chart.spec.range || ((u, min, max) => [0, Math.max(1, max) * 1.15]) },
+          // One sample so far: a minute up to it, rather than a range of zero width.
+          x: { time: true, range: (u, min, max) => (min === max ? [min - 60, max + 1] : [min, max]) },
+          y: { range: spec.range || ((u, min, max) => [0, Math.max(1, max) * 1.15]) },
         },
         axes: [
           { ...axis, size: 26, space: 70, values: (u, ticks) => ticks.map((t) => fmt.clock(t)) },
-          { ...axis, size: 58, space: 24, values: (u, ticks) => ticks.map((v) => chart.spec.axis(v)) },
+          { ...axis, size: 72, space: 24, values: (u, ticks) => ticks.map((v) => spec.axis(v)) },
         ],
         series: [
           {},
-          ...chart.spec.series.map((series) => ({
+          ...spec.series.map((series) => ({
             label: series.label,
             stroke: series.stroke,
             width: 1.5,
             points: { show: false },
+            spanGaps: false,
           })),
         ],
       },
@@ -170,17 +220,61 @@ export class Metrics {
   }
 }
 
-const HEIGHT = 110;
+/** The one-line facts of a snapshot, from whichever of their fields it has. */
+function facts(s) {
+  const out = [];
+  const cores = number(pick(s, "cpu.count"));
+  const load = number(pick(s, "load.1m"));
+  const disk = number(pick(s, "disk.percent"));
+  const processes = number(pick(s, "processes"));
+  const uptime = number(pick(s, "uptime"));
+  if (cores !== null) out.push(`${cores} cores`);
+  if (load !== null) out.push(`load ${load.toFixed(2)}`);
+  if (disk !== null) out.push(`disk ${fmt.percent(disk)} used`);
+  if (processes !== null) out.push(`${processes} processes`);
+  if (uptime !== null) out.push(`up ${fmt.duration(uptime)}`);
+  return out;
+}
+
+/** [dotted path, number] for every number in the snapshot outside the standard fields. */
+function ownNumbers(s) {
+  const found = [];
+  const walk = (value, path, depth) => {
+    if (typeof value === "number") {
+      if (Number.isFinite(value)) found.push([path, value]);
+    } else if (value && typeof value === "object" && !Array.isArray(value) && depth < 4) {
+      for (const [key, inner] of Object.entries(value)) walk(inner, `${path}.${key}`, depth + 1);
+    }
+  };
+  for (const [key, value] of Object.entries(s)) if (!STANDARD.has(key)) walk(value, key, 0);
+  return found;
+}
+
+function ownSpec(key, index) {
+  const path = key.slice("own:".length);
+  return {
+    key,
+    own: true,
+    title: path,
+    unit: fmt.number,
+    axis: fmt.number,
+    series: [{ label: path.split(".").pop(), stroke: OWN_COLOURS[index % OWN_COLOURS.length], path }],
+  };
+}
+
+function pick(s, path) {
+  let value = s;
+  for (const part of path.split(".")) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = value[part];
+  }
+  return value;
+}
+
+function number(v) {
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
 
 function width(box) {
   return Math.max(160, box.clientWidth);
-}
-
-function safe(fn) {
-  try {
-    const v = fn();
-    return Number.isFinite(v) ? v : null;
-  } catch (err) {
-    return null;
-  }
 }

@@ -5,28 +5,36 @@
 // event but `*.log` holds the task's whole state, whose `version` grows with every change,
 // so states are applied newest-wins and the HTTP API's list (GET /api/tasks/<project>)
 // fills in what happened before the page opened, in any order relative to the events.
+//
+// The projects followed are the page's choice (there is no list of every project): the
+// form in the panel's head adds one, and each project's card has a button that drops it.
 
 import { api, fmt, h } from "./dom.js";
 
 const ACTIVE = new Set(["queued", "running", "paused"]);
 const FINISHED_SHOWN = 8; // finished tasks kept on screen per project
 const LOG_LINES = 300; // lines kept per task log
+const QUIET = 120; // seconds without a change after which a running task without ETA counts as stalled
 
 export class Tasks {
-  /** `saved(projects)` is called when the user adds a project on the page. */
+  /** `saved(projects)` is called when the user adds or removes a project on the page. */
   constructor(rc, projects, saved = () => {}) {
     this.rc = rc;
+    this.saved = saved;
     this.root = document.getElementById("projects");
-    this.projects = new Map(); // project -> {card, list, count, tasks: Map(id -> entry)}
+    this.none = document.getElementById("projects-none");
+    this.projects = new Map(); // project -> {card, list, count, tasks: Map(id -> entry), sub}
     for (const project of projects) this.add(project);
+    this._showNone();
     const form = document.getElementById("project-form");
+    const input = document.getElementById("project-input");
+    input.addEventListener("input", () => input.setCustomValidity(""));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const input = document.getElementById("project-input");
-      if (input.checkValidity() && input.value) {
-        this.add(input.value.trim());
-        saved([...this.projects.keys()]);
-      }
+      input.value = input.value.trim();
+      if (!input.value || !input.reportValidity()) return; // the browser says what is wrong
+      this.add(input.value);
+      this._save();
       input.value = "";
     });
     setInterval(() => this._tick(), 1000);
@@ -37,17 +45,26 @@ export class Tasks {
     const list = h("ul", { class: "task-list" });
     const count = h("span", { class: "count" });
     const empty = h("p", { class: "empty", text: "No tasks yet." });
+    const remove = h("button", {
+      type: "button",
+      class: "remove",
+      title: `Stop following ${project}`,
+      "aria-label": `Stop following ${project}`,
+      text: "×",
+      onclick: () => this.remove(project),
+    });
     const card = h(
       "article",
       { class: "project", "data-project": project },
-      h("div", { class: "project-head" }, h("h3", { text: project }), count),
+      h("div", { class: "project-head" }, h("h3", { text: project }), h("span", { class: "project-tools" }, count, remove)),
       list,
       empty,
     );
     this.root.append(card);
-    const entry = { card, list, count, empty, tasks: new Map() };
+    const entry = { card, list, count, empty, tasks: new Map(), sub: null };
     this.projects.set(project, entry);
-    this.rc.subscribe(`tasks.${project}`, {
+    this._showNone();
+    entry.sub = this.rc.subscribe(`tasks.${project}`, {
       message: (event) => this._event(entry, event),
       subscribed: (info) => {
         if (info.recovered === false) this._load(project, entry); // events were lost: reload
@@ -56,10 +73,30 @@ export class Tasks {
     this._load(project, entry);
   }
 
+  /** Stop following a project: its card goes, and so does its channel. */
+  remove(project) {
+    const entry = this.projects.get(project);
+    if (!entry) return;
+    this.projects.delete(project);
+    entry.sub.unsubscribe();
+    entry.card.remove();
+    this._save();
+    this._showNone();
+  }
+
+  _save() {
+    this.saved([...this.projects.keys()]);
+  }
+
+  _showNone() {
+    this.none.hidden = this.projects.size > 0;
+  }
+
   async _load(project, entry) {
     try {
       const body = await api(`/api/tasks/${encodeURIComponent(project)}?limit=30`);
-      for (const state of [...body.tasks].reverse()) this._apply(entry, state);
+      if (this.projects.get(project) !== entry) return; // removed meanwhile
+      for (const state of [...body.tasks].reverse()) this._apply(entry, state, false);
     } catch (err) {
       entry.empty.textContent = `Task list unavailable: ${err.message}`;
     }
@@ -92,11 +129,17 @@ export class Tasks {
     return task || null;
   }
 
-  _apply(entry, state) {
+  /**
+   * Show `state` unless the task already has a newer one. `live`: it came as an event just
+   * now; otherwise (the API's list at page load) it may be old, and its ETA and quiet time
+   * count from its `updated_at`.
+   */
+  _apply(entry, state, live = true) {
     const task = this._task(entry, state.id, state);
     if (task.state && state.version <= task.state.version) return;
     task.state = state;
-    task.seen = Date.now() / 1000;
+    const now = Date.now() / 1000;
+    task.seen = live || !Number.isFinite(state.updated_at) ? now : Math.min(now, state.updated_at);
     this._render(task);
     this._order(entry);
   }
@@ -153,9 +196,17 @@ export class Tasks {
 
   _eta(task) {
     const s = task.state;
-    if (s.status === "running" && s.eta_seconds !== null && s.eta_seconds !== undefined) {
-      const left = s.eta_seconds - (Date.now() / 1000 - task.seen);
-      task.eta.textContent = `ETA ${fmt.duration(Math.max(0, left))}`;
+    const quiet = Date.now() / 1000 - task.seen;
+    const hasEta = s.eta_seconds !== null && s.eta_seconds !== undefined;
+    const left = hasEta ? s.eta_seconds - quiet : null;
+    // The ETA ran out with no word from the task (or it has none and went quiet): say so
+    // rather than sit at "0s".
+    const stalled = s.status === "running" && (hasEta ? left <= 0 : quiet >= QUIET);
+    task.el.toggleAttribute("data-stalled", stalled);
+    if (stalled) {
+      task.eta.textContent = `stalled: no progress for ${fmt.duration(quiet)}`;
+    } else if (s.status === "running" && hasEta) {
+      task.eta.textContent = `ETA ${fmt.duration(left)}`;
     } else if (!ACTIVE.has(s.status) && s.started_at && s.finished_at) {
       task.eta.textContent = `took ${fmt.duration(s.finished_at - s.started_at - (s.paused_seconds || 0))}`;
     } else {
@@ -165,7 +216,7 @@ export class Tasks {
 
   _tick() {
     for (const entry of this.projects.values()) {
-      for (const task of entry.tasks.values()) if (task.state && task.state.status === "running") this._eta(task);
+      for (const task of entry.tasks.values()) if (task.state && ACTIVE.has(task.state.status)) this._eta(task);
     }
   }
 
@@ -201,6 +252,13 @@ export class Tasks {
       if (entry.list.children[i] !== task.el) entry.list.insertBefore(task.el, entry.list.children[i] || null);
     });
     entry.empty.hidden = order.length > 0;
-    entry.count.textContent = `${active.length} running · ${done.length} recent`;
+    const counts = ["running", "paused", "queued"].map((status) => [
+      status,
+      active.filter((t) => t.state.status === status).length,
+    ]);
+    entry.count.textContent = [
+      ...counts.filter(([status, n]) => n || status === "running").map(([status, n]) => `${n} ${status}`),
+      `${done.length} recent`,
+    ].join(" · ");
   }
 }

@@ -1,6 +1,6 @@
 // relaycast-shared.js: one Relaycast connection shared by every tab of a site.
 //
-//   import { openRelaycast } from "/static/relaycast-shared.js";
+//   import { openRelaycast } from "/static/sdk/relaycast-shared.js";
 //   const rc = openRelaycast({ urls: [...] });   // same API as `new Relaycast(...)`
 //
 // The connection lives in a SharedWorker (relaycast-worker.js); each tab talks to it over
