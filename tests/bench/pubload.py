@@ -4,7 +4,7 @@ It speaks RESP on a plain socket and pipelines ``EVALSHA`` of the same publish s
 the publisher library runs (:data:`shared.broker.scripts.PUBLISH_LUA`), so a message
 gets its offset and history exactly as a real publish does, at a few microseconds of
 Python per message. Payloads are ``{"t":<publish time>,"n":<number>,"p":"xx..."}``,
-padded to the requested size: :mod:`shared.bench.wsload` reads ``t`` and ``n`` back.
+padded to the requested size: :mod:`tests.bench.wsload` reads ``t`` and ``n`` back.
 
 Messages go out round by round: round ``n`` publishes message ``n`` on every channel.
 """

@@ -28,14 +28,14 @@ from gateway.admission import Security
 from gateway.frames import message
 from gateway.hub import Hub
 from gateway.transports.websocket import WebSocketTransport
-from shared.bench import report
-from shared.bench.flow import Params
-from shared.bench.pubload import payload
-from shared.bench.rig import Rig
-from shared.bench.wire import text_frame
 from shared.broker import create_broker
 from shared.broker.base import Publication
 from shared.settings import Settings
+from tests.bench import report
+from tests.bench.flow import Params
+from tests.bench.pubload import payload
+from tests.bench.rig import Rig
+from tests.bench.wire import text_frame
 
 __all__ = ["hotpath"]
 

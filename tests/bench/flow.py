@@ -9,10 +9,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from shared.bench import report
-from shared.bench.loadspec import LoadStats
-from shared.bench.pubload import PublishConfig, PublishResult
-from shared.bench.rig import LoadGroup, Rig
+from tests.bench import report
+from tests.bench.loadspec import LoadStats
+from tests.bench.pubload import PublishConfig, PublishResult
+from tests.bench.rig import LoadGroup, Rig
 
 __all__ = [
     "NAMESPACES",

@@ -22,10 +22,10 @@ from typing import Any
 
 import psutil
 
-from shared.bench import pubload, wsload
-from shared.bench.gatewayproc import GatewayProc, scrape
-from shared.bench.loadspec import LoadConfig
 from shared.localredis import LocalRedis
+from tests.bench import pubload, wsload
+from tests.bench.gatewayproc import GatewayProc, scrape
+from tests.bench.loadspec import LoadConfig
 
 __all__ = ["GatewayProc", "LoadGroup", "Rig", "RigOptions", "scrape"]
 

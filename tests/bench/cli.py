@@ -14,10 +14,10 @@ import argparse
 import sys
 from typing import Any
 
-from shared.bench import report
-from shared.bench.ceiling import ceiling
-from shared.bench.rig import Rig, RigOptions
-from shared.bench.scenarios import SCENARIOS, Params
+from tests.bench import report
+from tests.bench.ceiling import ceiling
+from tests.bench.rig import Rig, RigOptions
+from tests.bench.scenarios import SCENARIOS, Params
 
 __all__ = ["add_parser", "run_bench"]
 
@@ -102,7 +102,7 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.scenario == "ceiling":
             result = ceiling(rig, params)
         elif args.scenario == "hotpath":
-            from shared.bench.hotpath import hotpath
+            from tests.bench.hotpath import hotpath
 
             result = hotpath(rig, params)
         else:
