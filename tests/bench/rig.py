@@ -173,14 +173,6 @@ class Rig:
                 _renice(gateway.pid, self.options.nice)
             gateway.wait_ready()
 
-    def restart_gateways(self, settings: dict[str, Any] | None = None, fds: int = 1024) -> None:
-        if self.options.gateway_urls:
-            return
-        for gateway in self.gateways:
-            gateway.stop()
-        self.gateways = []
-        self.start(settings, fds)
-
     def load(
         self,
         clients: int,
