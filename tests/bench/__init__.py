@@ -3,8 +3,8 @@
 - :mod:`tests.bench.cli` is the ``bench`` subcommand.
 - :mod:`tests.bench.scenarios` (with :mod:`tests.bench.flow`, their shared steps),
   :mod:`tests.bench.ceiling` and :mod:`tests.bench.hotpath` are the runs.
-- :mod:`tests.bench.rig` starts and pins Redis, gateways (:mod:`tests.bench.gatewayproc`),
-  load and publisher processes, and stops them.
+- :mod:`tests.bench.rig` starts and pins Redis, gateways (:mod:`tests.gatewayproc`, the
+  class the tests start theirs with), load and publisher processes, and stops them.
 - :mod:`tests.bench.wsload` is a load process: many raw WebSocket clients on one epoll
   loop (:mod:`tests.bench.loadspec` its contract, :mod:`tests.bench.wire` its bytes).
 - :mod:`tests.bench.pubload` publishes numbered, timestamped messages at a paced rate.

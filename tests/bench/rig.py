@@ -24,10 +24,10 @@ import psutil
 
 from shared.localredis import LocalRedis
 from tests.bench import pubload, wsload
-from tests.bench.gatewayproc import GatewayProc, scrape
 from tests.bench.loadspec import LoadConfig
+from tests.gatewayproc import GatewayProcess
 
-__all__ = ["GatewayProc", "LoadGroup", "Rig", "RigOptions", "scrape"]
+__all__ = ["LoadGroup", "Rig", "RigOptions"]
 
 _mp = multiprocessing.get_context("spawn")
 
@@ -129,7 +129,7 @@ class Rig:
         self.gateway_cpus, self.load_cpus = plan_cpus(options.pin)
         self.redis: LocalRedis | None = None
         self.redis_url = options.redis_url or ""
-        self.gateways: list[GatewayProc] = []
+        self.gateways: list[GatewayProcess] = []
         self.loads: list[LoadGroup] = []
         self.publishers: list[BaseProcess] = []
 
@@ -153,25 +153,25 @@ class Rig:
         if self.options.gateway_urls:
             pids = self.options.gateway_pids + [0] * len(self.options.gateway_urls)
             self.gateways = [
-                GatewayProc(url.rstrip("/"), pid or None)
+                GatewayProcess.attach(url, pid or None)
                 for url, pid in zip(self.options.gateway_urls, pids, strict=False)
             ]
         else:
             merged = {**self.options.settings, **(settings or {})}
             for _ in range(self.options.gateways):
-                self.gateways.append(
-                    GatewayProc.spawn(
-                        self.redis_url,
-                        merged,
-                        self.gateway_cpus,
-                        fds + 256,
-                        self.options.gateway_source,
-                    )
+                gateway = GatewayProcess(
+                    self.redis_url,
+                    cpus=self.gateway_cpus,
+                    fds=fds + 256,
+                    source=self.options.gateway_source,
+                    **merged,
                 )
+                self.gateways.append(gateway)
+                gateway.spawn()
         for gateway in self.gateways:
             if gateway.proc is not None:
                 _renice(gateway.pid, self.options.nice)
-            gateway.wait_ready()
+            gateway.wait_ready(30)
 
     def load(
         self,
@@ -244,7 +244,7 @@ class Rig:
         """Every gateway's /metrics samples, summed."""
         total: dict[str, float] = {}
         for gateway in self.gateways:
-            for name, value in scrape(gateway.url).items():
+            for name, value in gateway.samples().items():
                 total[name] = total.get(name, 0.0) + value
         return total
 
@@ -257,7 +257,7 @@ class Rig:
                 proc.kill()
                 proc.join(5)
         for gateway in self.gateways:
-            gateway.stop()
+            gateway.close()
         if self.redis is not None:
             self.redis.close()
         self.loads, self.publishers, self.gateways, self.redis = [], [], [], None
