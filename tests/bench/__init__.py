@@ -6,7 +6,7 @@
 - :mod:`tests.bench.rig` starts and pins Redis, gateways (:mod:`tests.gatewayproc`, the
   class the tests start theirs with), load and publisher processes, and stops them.
 - :mod:`tests.bench.wsload` is a load process: many raw WebSocket clients on one epoll
-  loop (:mod:`tests.bench.loadspec` its contract, :mod:`tests.bench.wire` its bytes).
+  loop (:mod:`tests.bench.loadspec` its contract, :mod:`tests.rawws` its bytes).
 - :mod:`tests.bench.pubload` publishes numbered, timestamped messages at a paced rate.
 - :mod:`tests.bench.report` turns figures into a table, JSON, and the results record.
 
