@@ -7,7 +7,8 @@
   class the tests start theirs with), load and publisher processes, and stops them.
 - :mod:`tests.bench.wsload` is a load process: many raw WebSocket clients on one epoll
   loop (:mod:`tests.bench.loadspec` its contract, :mod:`tests.rawws` its bytes).
-- :mod:`tests.bench.pubload` publishes numbered, timestamped messages at a paced rate.
+- :mod:`tests.numbered` publishes numbered, timestamped messages at a paced rate (the
+  tests publish with it too).
 - :mod:`tests.bench.report` turns figures into a table, JSON, and the results record.
 
 docs/performance.md explains the scenarios and the figures measured on this machine.

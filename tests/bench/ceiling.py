@@ -19,8 +19,8 @@ from typing import Any
 
 from tests.bench import report
 from tests.bench.flow import Params, connect, merge
-from tests.bench.pubload import payload
 from tests.bench.rig import Rig, _mp
+from tests.numbered import payload
 
 __all__ = ["ceiling"]
 

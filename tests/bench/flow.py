@@ -11,8 +11,8 @@ from typing import Any
 
 from tests.bench import report
 from tests.bench.loadspec import LoadStats
-from tests.bench.pubload import PublishConfig, PublishResult
 from tests.bench.rig import LoadGroup, Rig
+from tests.numbered import PublishConfig, PublishResult
 
 __all__ = [
     "NAMESPACES",

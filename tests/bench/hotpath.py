@@ -32,8 +32,8 @@ from shared.broker.base import Publication
 from shared.settings import Settings
 from tests.bench import report
 from tests.bench.flow import Params
-from tests.bench.pubload import payload
 from tests.bench.rig import Rig
+from tests.numbered import payload
 from tests.rawws import handshake, text_frame
 
 __all__ = ["hotpath"]

@@ -23,7 +23,8 @@ from typing import Any
 import psutil
 
 from shared.localredis import LocalRedis
-from tests.bench import pubload, wsload
+from tests import numbered
+from tests.bench import wsload
 from tests.bench.loadspec import LoadConfig
 from tests.gatewayproc import GatewayProcess
 
@@ -216,12 +217,12 @@ class Rig:
         self.loads.append(group)
         return group
 
-    def publisher(self, config: pubload.PublishConfig) -> Connection:
+    def publisher(self, config: numbered.PublishConfig) -> Connection:
         """Start the publisher process; send it ``"go"``, then ``recv()`` its result."""
         config.redis_url = config.redis_url or self.redis_url
         config.cpus = self.load_cpus
         parent, child = _mp.Pipe()
-        proc = _mp.Process(target=pubload.run, args=(config, child), daemon=True)
+        proc = _mp.Process(target=numbered.run, args=(config, child), daemon=True)
         proc.start()
         child.close()
         _renice(proc.pid, self.options.nice)

@@ -23,8 +23,8 @@ from tests.bench.flow import (
     run_id,
     stream,
 )
-from tests.bench.pubload import PublishConfig, PublishResult
 from tests.bench.rig import Rig
+from tests.numbered import PublishConfig, PublishResult
 
 __all__ = ["SCENARIOS", "Params"]
 
