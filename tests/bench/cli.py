@@ -2,7 +2,7 @@
 
     relaycast bench fanout --clients 1000 --rate 100000 --duration 10
     relaycast bench idle --clients 10000 --json
-    relaycast bench sweep --rates 50000,100000,200000 --record bench/results/results.jsonl
+    relaycast bench sweep --rates 50000,100000,200000 --record tests/bench/results.jsonl
 
 By default the bench starts a private redis-server and one gateway, pinned apart from
 its load processes; ``--redis-url`` and ``--gateway-url`` point it at running ones.
