@@ -21,14 +21,15 @@ from tests.bench.scenarios import SCENARIOS, Params
 
 __all__ = ["add_parser", "run_bench"]
 
-CHOICES = [*SCENARIOS, "ceiling", "hotpath"]
+CHOICES = [*SCENARIOS, "ceiling", "hotpath", "redis"]
 
 
 def add_parser(sub: Any) -> None:
     """Add the ``bench`` subcommand to the ``relaycast`` parser's subparsers."""
     p = sub.add_parser(
         "bench",
-        help="measure gateways: fanout, channels, idle, replay, sweep, overload, ceiling, hotpath",
+        help="measure gateways: fanout, channels, idle, replay, sweep, overload, ceiling,"
+        " hotpath; and Redis alone: redis",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,6 +46,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--rates", default=None, help="sweep: comma-separated deliveries/s")
     p.add_argument("--p99-bound", type=float, default=d.p99_bound_ms, help="sweep: ms")
     p.add_argument("--freeze", type=float, default=d.freeze, help="overload: seconds frozen")
+    p.add_argument("--publishes", type=int, default=d.publishes, help="redis: per step")
+    p.add_argument(
+        "--subscribers",
+        default=None,
+        help="redis: comma-separated counts of connections standing in for gateways",
+    )
     p.add_argument("--loaders", type=int, default=0, help="load processes (0: auto)")
     p.add_argument("--sources", type=int, default=4, help="source addresses 127.0.0.1..N")
     p.add_argument("--gateways", type=int, default=1, help="gateways to start")
@@ -62,7 +69,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run_bench)
 
 
-_DEFAULT_CLIENTS = {"idle": 10_000, "replay": 500}
+_DEFAULT_CLIENTS = {"idle": 10_000, "replay": 500, "redis": 8}
 
 
 def params_from(args: argparse.Namespace) -> Params:
@@ -77,9 +84,12 @@ def params_from(args: argparse.Namespace) -> Params:
         backlog=args.backlog,
         heartbeat=args.heartbeat,
         p99_bound_ms=args.p99_bound,
+        publishes=args.publishes,
     )
     if args.rates:
         params.rates = tuple(float(r) for r in args.rates.split(","))
+    if args.subscribers:
+        params.subscribers = tuple(int(k) for k in args.subscribers.split(","))
     return params
 
 
@@ -105,6 +115,10 @@ def run_bench(args: argparse.Namespace) -> int:
             from tests.bench.hotpath import hotpath
 
             result = hotpath(rig, params)
+        elif args.scenario == "redis":
+            from tests.bench.redis_ceiling import redis_ceiling
+
+            result = redis_ceiling(rig, params)
         else:
             result = SCENARIOS[args.scenario](rig, params)
     if args.json:

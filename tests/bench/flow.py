@@ -53,6 +53,10 @@ class Params:
     heartbeat: float = 5.0
     rates: tuple[float, ...] = (25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000)
     p99_bound_ms: float = 30.0
+    publishes: int = 200_000
+    """redis: publishes per step."""
+    subscribers: tuple[int, ...] = (0, 1, 4, 16)
+    """redis: pub/sub connections standing in for gateways, one step each."""
 
 
 def run_id() -> str:

@@ -173,6 +173,15 @@ def table(result: Mapping[str, Any]) -> str:
                 f"got {_n(step['deliveries_per_s'])}/s  p99 {lat.get('p99', float('nan')):.1f} ms"
                 f"  lost {step['lost']}  {'ok' if step['ok'] else 'FAIL'}",
             )
+    for step in result.get("redis_steps", []):
+        text = (
+            f"{_n(step['publishes_per_s'])} publishes/s, {_n(step['deliveries_per_s'])}"
+            f" deliveries/s; Redis {step['redis_cpu_share']:.0%} of a core,"
+            f" {step['redis_us_per_publish']} µs per publish"
+        )
+        if "redis_us_per_delivery" in step:
+            text += f" ({step['redis_us_per_delivery']} µs per delivery)"
+        row(f"  {step['subscribers']} subscribed", text)
     if result.get("problems"):
         row("PROBLEMS", "; ".join(result["problems"]))
     return "\n".join(lines)
