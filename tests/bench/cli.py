@@ -65,7 +65,11 @@ def add_parser(sub: Any) -> None:
         "--gateway-source", default=None, help="run gateways from this source tree (A/B runs)"
     )
     p.add_argument("--json", action="store_true", help="one JSON line instead of the table")
-    p.add_argument("--record", default=None, help="append the result to this JSON-lines file")
+    p.add_argument(
+        "--record",
+        default=None,
+        help="append the result to this JSON-lines file (from a clean checkout only)",
+    )
     p.set_defaults(func=run_bench)
 
 
@@ -95,6 +99,9 @@ def params_from(args: argparse.Namespace) -> Params:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run one scenario; print and record its result. Exit 1 when it reports problems."""
+    if args.record and (why := report.check_recordable(args.record)):
+        print(f"relaycast bench: not recording: {why}", file=sys.stderr)
+        return 2
     options = RigOptions(
         redis_url=args.redis_url,
         gateway_urls=args.gateway_url,
@@ -126,7 +133,7 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         print(report.table(result), flush=True)
     if args.record:
-        report.record(result, args.record)
+        report.record(result, args.record, args.gateway_source)
     return 1 if result.get("problems") else 0
 
 
