@@ -21,6 +21,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import msgspec
 
@@ -193,9 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(p, every)
     p.set_defaults(func=_cmd_demo)
 
-    from shared.bench.cli import add_parser as add_bench
+    # The bench rig lives in the checkout's tests/, beside this package, which an
+    # editable install does not put on sys.path; an installed wheel has no bench.
+    root = Path(__file__).resolve().parent.parent
+    if (root / "tests" / "bench" / "cli.py").is_file():
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        from tests.bench.cli import add_parser as add_bench
 
-    add_bench(sub)
+        add_bench(sub)
     return parser
 
 

@@ -1,9 +1,17 @@
-"""A bare WebSocket client over a plain socket, for tests that must misbehave.
+"""Raw WebSocket for the tests and the bench: the bytes, and a bare client over them.
 
 The ``websockets`` client is well-behaved by design: it reads in the background, never
 sends a malformed frame and cannot leave its receive buffer small. Tests of slow
-readers, oversized or broken frames use this instead. It speaks RFC 6455 framing
-directly (client frames masked, as the RFC requires).
+readers, oversized or broken frames use :class:`RawWebSocket` instead, and the bench's
+load processes (``tests/bench/wsload.py``) build their bytes with the functions here.
+It speaks RFC 6455 framing directly: client frames are masked, as the RFC requires.
+The bench masks with an all-zero key, so a payload goes out as is (the RFC requires a
+mask, not a random one, of a server to check).
+
+Inbound data the bench searches with regular expressions rather than splitting it into
+frames: the bench publisher writes payloads as ``{"t":<time>,"n":<number>,"p":"..."}``,
+and :data:`MESSAGE` finds every message frame's publish time and number in a read with
+one C-level scan.
 """
 
 from __future__ import annotations
@@ -12,15 +20,97 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import socket
 import struct
 
-__all__ = ["RawWebSocket"]
+__all__ = [
+    "BINARY",
+    "CLOSE",
+    "CONT",
+    "ERROR",
+    "MESSAGE",
+    "PING",
+    "PING_JSON",
+    "PONG",
+    "PONG_FRAME",
+    "SUBSCRIBED",
+    "TEXT",
+    "ZERO_MASK",
+    "RawWebSocket",
+    "close_code",
+    "frame",
+    "handshake",
+    "subscribe_frame",
+    "text_frame",
+]
 
 TEXT, BINARY, CLOSE, PING, PONG, CONT = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
+ZERO_MASK = b"\x00\x00\x00\x00"
+
+MESSAGE = re.compile(rb'"data":\{"t":([0-9.]+),"n":(\d+),"p"')
+"""A message frame's head up to its payload's padding: groups publish time and number."""
+SUBSCRIBED = re.compile(rb'\{"type":"subscribed","channel":"[^"]*","offset":(\d+),"epoch":"(\w*)"')
+ERROR = re.compile(rb'\{"type":"error","code":"(\w+)"')
+PING_JSON = b'{"type":"ping"'
+"""The start of a gateway ping frame's JSON (the protocol's heartbeat, not opcode PING)."""
+
+
+def handshake(host: str, port: int, path: str = "/ws", headers: str = "") -> bytes:
+    """The HTTP upgrade request; ``headers`` are extra lines, each ending in CRLF."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{headers}\r\n"
+    ).encode()
+
+
+def frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None) -> bytes:
+    """A client frame, masked with ``mask`` (four bytes; a random key when None)."""
+    mask = os.urandom(4) if mask is None else mask
+    n = len(payload)
+    first = (0x80 if fin else 0) | opcode
+    if n < 126:
+        head = struct.pack("!BB", first, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", first, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", first, 0x80 | 127, n)
+    if mask != ZERO_MASK:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + payload
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A text frame with an all-zero mask key (the payload goes out as is)."""
+    return frame(TEXT, payload, mask=ZERO_MASK)
+
+
+PONG_FRAME = text_frame(b'{"type":"pong"}')
+"""The protocol's answer to a gateway ping."""
+
+
+def subscribe_frame(channel: str, offset: int | None, epoch: str | None) -> bytes:
+    """A subscribe, with ``since: {offset, epoch}`` when ``epoch`` is given."""
+    since = "" if epoch is None else f',"since":{{"offset":{offset or 0},"epoch":"{epoch}"}}'
+    return text_frame(f'{{"type":"subscribe","channel":"{channel}"{since}}}'.encode())
+
+
+def close_code(tail: bytes) -> int | None:
+    """The code of a close frame that ends ``tail`` exactly, if one does."""
+    start = max(0, len(tail) - 130)
+    i = tail.rfind(b"\x88", start)
+    while i >= 0:
+        if i + 4 <= len(tail) and tail[i + 1] == len(tail) - i - 2:
+            return int.from_bytes(tail[i + 2 : i + 4], "big")
+        i = tail.rfind(b"\x88", start, i)
+    return None
 
 
 class RawWebSocket:
+    """One upgraded connection on asyncio streams; frames in, frames out, nothing else."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
@@ -41,14 +131,7 @@ class RawWebSocket:
             raise
         # A small limit: the reader stops taking bytes off the socket once 128 KiB wait unread.
         reader, writer = await asyncio.open_connection(sock=sock, limit=65536)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"Sec-WebSocket-Version: 13\r\n{headers}\r\n"
-            ).encode()
-        )
+        writer.write(handshake("127.0.0.1", port, path, headers))
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             status = int(head.split(b" ", 2)[1])
@@ -62,17 +145,7 @@ class RawWebSocket:
         return cls(reader, writer)
 
     def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
-        mask = os.urandom(4)
-        n = len(payload)
-        first = (0x80 if fin else 0) | opcode
-        if n < 126:
-            head = struct.pack("!BB", first, 0x80 | n)
-        elif n < 65536:
-            head = struct.pack("!BBH", first, 0x80 | 126, n)
-        else:
-            head = struct.pack("!BBQ", first, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(head + mask + masked)
+        self.writer.write(frame(opcode, payload, fin))
 
     async def send_text(self, text: str) -> None:
         self.send_frame(TEXT, text.encode())

@@ -1,4 +1,4 @@
-"""A crowd of SDK clients on one channel, and a publisher of numbered messages.
+"""A crowd of SDK clients on one channel, and how their reconnects spread in time.
 
 Each subscriber is the Python SDK's :class:`~gateway.client.Client`, as a user runs it:
 it reconnects with jittered backoff and resumes from its last offset. The crowd
@@ -16,10 +16,9 @@ import time
 import msgspec
 
 from gateway.client import Client, ConnectionState
-from publisher import AsyncPublisher
 from shared.protocol import Message, Subscribed
 
-__all__ = ["Crowd", "NumberedPublisher", "spread"]
+__all__ = ["Crowd", "spread"]
 
 
 class _Subscriber:
@@ -90,36 +89,6 @@ class Crowd:
                 sub.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sub.task
-
-
-class NumberedPublisher:
-    """Publishes ``{"n": 1}``, ``{"n": 2}``, ... on a channel every ``interval`` seconds."""
-
-    def __init__(self, redis_url: str, channel: str, interval: float) -> None:
-        self.redis_url = redis_url
-        self.channel = channel
-        self.interval = interval
-        self.sent = 0
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        async with AsyncPublisher(self.redis_url) as publisher:
-            while not self._stop.is_set():
-                await publisher.publish(self.channel, {"n": self.sent + 1})
-                self.sent += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.interval)
-
-    async def stop(self) -> int:
-        """Stop publishing; return how many messages went out."""
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-        return self.sent
 
 
 def spread(times: list[float], start: float, window: float, bins: int = 10) -> dict[str, float]:

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 
 from tests.deploy.loadbalancer import SERVERS, LoadBalancer
-from tests.deploy.subscribers import Crowd, NumberedPublisher, spread
+from tests.deploy.subscribers import Crowd, spread
 from tests.helpers import GatewayProcess
+from tests.numbered import NumberedPublisher
 
 CLIENTS = 300
 DRAIN = 3.0

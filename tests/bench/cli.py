@@ -2,7 +2,7 @@
 
     relaycast bench fanout --clients 1000 --rate 100000 --duration 10
     relaycast bench idle --clients 10000 --json
-    relaycast bench sweep --rates 50000,100000,200000 --record bench/results/results.jsonl
+    relaycast bench sweep --rates 50000,100000,200000 --record tests/bench/results.jsonl
 
 By default the bench starts a private redis-server and one gateway, pinned apart from
 its load processes; ``--redis-url`` and ``--gateway-url`` point it at running ones.
@@ -14,21 +14,22 @@ import argparse
 import sys
 from typing import Any
 
-from shared.bench import report
-from shared.bench.ceiling import ceiling
-from shared.bench.rig import Rig, RigOptions
-from shared.bench.scenarios import SCENARIOS, Params
+from tests.bench import report
+from tests.bench.ceiling import ceiling
+from tests.bench.rig import Rig, RigOptions
+from tests.bench.scenarios import SCENARIOS, Params
 
 __all__ = ["add_parser", "run_bench"]
 
-CHOICES = [*SCENARIOS, "ceiling", "hotpath"]
+CHOICES = [*SCENARIOS, "ceiling", "hotpath", "redis"]
 
 
 def add_parser(sub: Any) -> None:
     """Add the ``bench`` subcommand to the ``relaycast`` parser's subparsers."""
     p = sub.add_parser(
         "bench",
-        help="measure gateways: fanout, channels, idle, replay, sweep, overload, ceiling, hotpath",
+        help="measure gateways: fanout, channels, idle, replay, sweep, overload, ceiling,"
+        " hotpath; and Redis alone: redis",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,6 +46,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--rates", default=None, help="sweep: comma-separated deliveries/s")
     p.add_argument("--p99-bound", type=float, default=d.p99_bound_ms, help="sweep: ms")
     p.add_argument("--freeze", type=float, default=d.freeze, help="overload: seconds frozen")
+    p.add_argument("--publishes", type=int, default=d.publishes, help="redis: per step")
+    p.add_argument(
+        "--subscribers",
+        default=None,
+        help="redis: comma-separated counts of connections standing in for gateways",
+    )
     p.add_argument("--loaders", type=int, default=0, help="load processes (0: auto)")
     p.add_argument("--sources", type=int, default=4, help="source addresses 127.0.0.1..N")
     p.add_argument("--gateways", type=int, default=1, help="gateways to start")
@@ -58,11 +65,15 @@ def add_parser(sub: Any) -> None:
         "--gateway-source", default=None, help="run gateways from this source tree (A/B runs)"
     )
     p.add_argument("--json", action="store_true", help="one JSON line instead of the table")
-    p.add_argument("--record", default=None, help="append the result to this JSON-lines file")
+    p.add_argument(
+        "--record",
+        default=None,
+        help="append the result to this JSON-lines file (from a clean checkout only)",
+    )
     p.set_defaults(func=run_bench)
 
 
-_DEFAULT_CLIENTS = {"idle": 10_000, "replay": 500}
+_DEFAULT_CLIENTS = {"idle": 10_000, "replay": 500, "redis": 8}
 
 
 def params_from(args: argparse.Namespace) -> Params:
@@ -77,14 +88,20 @@ def params_from(args: argparse.Namespace) -> Params:
         backlog=args.backlog,
         heartbeat=args.heartbeat,
         p99_bound_ms=args.p99_bound,
+        publishes=args.publishes,
     )
     if args.rates:
         params.rates = tuple(float(r) for r in args.rates.split(","))
+    if args.subscribers:
+        params.subscribers = tuple(int(k) for k in args.subscribers.split(","))
     return params
 
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run one scenario; print and record its result. Exit 1 when it reports problems."""
+    if args.record and (why := report.check_recordable(args.record)):
+        print(f"relaycast bench: not recording: {why}", file=sys.stderr)
+        return 2
     options = RigOptions(
         redis_url=args.redis_url,
         gateway_urls=args.gateway_url,
@@ -102,9 +119,13 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.scenario == "ceiling":
             result = ceiling(rig, params)
         elif args.scenario == "hotpath":
-            from shared.bench.hotpath import hotpath
+            from tests.bench.hotpath import hotpath
 
             result = hotpath(rig, params)
+        elif args.scenario == "redis":
+            from tests.bench.redis_ceiling import redis_ceiling
+
+            result = redis_ceiling(rig, params)
         else:
             result = SCENARIOS[args.scenario](rig, params)
     if args.json:
@@ -112,7 +133,7 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         print(report.table(result), flush=True)
     if args.record:
-        report.record(result, args.record)
+        report.record(result, args.record, args.gateway_source)
     return 1 if result.get("problems") else 0
 
 

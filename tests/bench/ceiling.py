@@ -17,10 +17,10 @@ import socket
 import time
 from typing import Any
 
-from shared.bench import report
-from shared.bench.flow import Params, connect, merge
-from shared.bench.pubload import payload
-from shared.bench.rig import Rig, _mp
+from tests.bench import report
+from tests.bench.flow import Params, connect, merge
+from tests.bench.rig import Rig, _mp
+from tests.numbered import payload
 
 __all__ = ["ceiling"]
 

@@ -16,7 +16,6 @@ loopback the sender's CPU also runs the receiving side of TCP).
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import socket
 import statistics
@@ -29,26 +28,18 @@ from gateway.frames import message
 from gateway.hub import Hub
 from gateway.node import Node
 from gateway.transports.websocket import WebSocketTransport
-from shared.bench import report
-from shared.bench.flow import Params
-from shared.bench.pubload import payload
-from shared.bench.rig import Rig
-from shared.bench.wire import text_frame
 from shared.broker import create_broker
 from shared.broker.base import Publication
 from shared.settings import Settings
+from tests.bench import report
+from tests.bench.flow import Params
+from tests.bench.rig import Rig
+from tests.numbered import payload
+from tests.rawws import handshake, text_frame
 
 __all__ = ["hotpath"]
 
 CHANNEL = "bench.hotpath"
-
-
-def _upgrade() -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
 
 
 class _Discard:
@@ -140,7 +131,7 @@ async def _run(clients: int, rounds: int, size: int) -> dict[str, Any]:
         for _ in range(clients):
             sock = socket.create_connection(("127.0.0.1", port))
             sock.setblocking(False)
-            sock.sendall(_upgrade())
+            sock.sendall(handshake("127.0.0.1", port))
             socks.append(sock)
             if len(socks) % 200 == 0:
                 await asyncio.sleep(0)

@@ -22,12 +22,13 @@ from typing import Any
 
 import psutil
 
-from shared.bench import pubload, wsload
-from shared.bench.gatewayproc import GatewayProc, scrape
-from shared.bench.loadspec import LoadConfig
 from shared.localredis import LocalRedis
+from tests import numbered
+from tests.bench import wsload
+from tests.bench.loadspec import LoadConfig
+from tests.gatewayproc import GatewayProcess
 
-__all__ = ["GatewayProc", "LoadGroup", "Rig", "RigOptions", "scrape"]
+__all__ = ["LoadGroup", "Rig", "RigOptions"]
 
 _mp = multiprocessing.get_context("spawn")
 
@@ -129,7 +130,7 @@ class Rig:
         self.gateway_cpus, self.load_cpus = plan_cpus(options.pin)
         self.redis: LocalRedis | None = None
         self.redis_url = options.redis_url or ""
-        self.gateways: list[GatewayProc] = []
+        self.gateways: list[GatewayProcess] = []
         self.loads: list[LoadGroup] = []
         self.publishers: list[BaseProcess] = []
 
@@ -153,33 +154,25 @@ class Rig:
         if self.options.gateway_urls:
             pids = self.options.gateway_pids + [0] * len(self.options.gateway_urls)
             self.gateways = [
-                GatewayProc(url.rstrip("/"), pid or None)
+                GatewayProcess.attach(url, pid or None)
                 for url, pid in zip(self.options.gateway_urls, pids, strict=False)
             ]
         else:
             merged = {**self.options.settings, **(settings or {})}
             for _ in range(self.options.gateways):
-                self.gateways.append(
-                    GatewayProc.spawn(
-                        self.redis_url,
-                        merged,
-                        self.gateway_cpus,
-                        fds + 256,
-                        self.options.gateway_source,
-                    )
+                gateway = GatewayProcess(
+                    self.redis_url,
+                    cpus=self.gateway_cpus,
+                    fds=fds + 256,
+                    source=self.options.gateway_source,
+                    **merged,
                 )
+                self.gateways.append(gateway)
+                gateway.spawn()
         for gateway in self.gateways:
             if gateway.proc is not None:
                 _renice(gateway.pid, self.options.nice)
-            gateway.wait_ready()
-
-    def restart_gateways(self, settings: dict[str, Any] | None = None, fds: int = 1024) -> None:
-        if self.options.gateway_urls:
-            return
-        for gateway in self.gateways:
-            gateway.stop()
-        self.gateways = []
-        self.start(settings, fds)
+            gateway.wait_ready(30)
 
     def load(
         self,
@@ -224,12 +217,12 @@ class Rig:
         self.loads.append(group)
         return group
 
-    def publisher(self, config: pubload.PublishConfig) -> Connection:
+    def publisher(self, config: numbered.PublishConfig) -> Connection:
         """Start the publisher process; send it ``"go"``, then ``recv()`` its result."""
         config.redis_url = config.redis_url or self.redis_url
         config.cpus = self.load_cpus
         parent, child = _mp.Pipe()
-        proc = _mp.Process(target=pubload.run, args=(config, child), daemon=True)
+        proc = _mp.Process(target=numbered.run, args=(config, child), daemon=True)
         proc.start()
         child.close()
         _renice(proc.pid, self.options.nice)
@@ -252,7 +245,7 @@ class Rig:
         """Every gateway's /metrics samples, summed."""
         total: dict[str, float] = {}
         for gateway in self.gateways:
-            for name, value in scrape(gateway.url).items():
+            for name, value in gateway.samples().items():
                 total[name] = total.get(name, 0.0) + value
         return total
 
@@ -265,7 +258,7 @@ class Rig:
                 proc.kill()
                 proc.join(5)
         for gateway in self.gateways:
-            gateway.stop()
+            gateway.close()
         if self.redis is not None:
             self.redis.close()
         self.loads, self.publishers, self.gateways, self.redis = [], [], [], None

@@ -9,10 +9,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from shared.bench import report
-from shared.bench.loadspec import LoadStats
-from shared.bench.pubload import PublishConfig, PublishResult
-from shared.bench.rig import LoadGroup, Rig
+from tests.bench import report
+from tests.bench.loadspec import LoadStats
+from tests.bench.rig import LoadGroup, Rig
+from tests.numbered import PublishConfig, PublishResult
 
 __all__ = [
     "NAMESPACES",
@@ -53,6 +53,10 @@ class Params:
     heartbeat: float = 5.0
     rates: tuple[float, ...] = (25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000)
     p99_bound_ms: float = 30.0
+    publishes: int = 200_000
+    """redis: publishes per step."""
+    subscribers: tuple[int, ...] = (0, 1, 4, 16)
+    """redis: pub/sub connections standing in for gateways, one step each."""
 
 
 def run_id() -> str:

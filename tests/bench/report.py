@@ -6,6 +6,7 @@ fills what it measured and leaves the rest out.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.util
 import json
@@ -18,7 +19,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["histogram_quantiles", "machine", "percentiles", "record", "table"]
+__all__ = [
+    "check_recordable",
+    "histogram_quantiles",
+    "machine",
+    "percentiles",
+    "record",
+    "source_state",
+    "table",
+]
 
 _BUCKET = "relaycast_publish_to_send_seconds_bucket"
 
@@ -173,39 +182,74 @@ def table(result: Mapping[str, Any]) -> str:
                 f"got {_n(step['deliveries_per_s'])}/s  p99 {lat.get('p99', float('nan')):.1f} ms"
                 f"  lost {step['lost']}  {'ok' if step['ok'] else 'FAIL'}",
             )
+    for step in result.get("redis_steps", []):
+        text = (
+            f"{_n(step['publishes_per_s'])} publishes/s, {_n(step['deliveries_per_s'])}"
+            f" deliveries/s; Redis {step['redis_cpu_share']:.0%} of a core,"
+            f" {step['redis_us_per_publish']} µs per publish"
+        )
+        if "redis_us_per_delivery" in step:
+            text += f" ({step['redis_us_per_delivery']} µs per delivery)"
+        row(f"  {step['subscribers']} subscribed", text)
     if result.get("problems"):
         row("PROBLEMS", "; ".join(result["problems"]))
     return "\n".join(lines)
 
 
-def _commit() -> str:
-    """The source's git commit (``+dirty`` with uncommitted changes), or empty."""
-    root = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
+"""The checkout the bench runs from."""
+
+
+def _git(*args: str) -> str | None:
     try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
+        done = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.SubprocessError):
-        return ""
-    if head.returncode:
-        return ""
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
-def record(result: Mapping[str, Any], path: str | Path) -> None:
-    """Append ``result`` to a JSON-lines file (the record under version control)."""
+def source_state(record_path: str | Path | None = None) -> tuple[str, list[str]]:
+    """The checkout's commit (short; empty outside git) and the tracked files that differ
+    from it, the record file itself aside: appending to the record must not make the next
+    run's figures look as if they came from changed code."""
+    head = _git("rev-parse", "--short", "HEAD")
+    if head is None:
+        return "", []
+    status = _git("status", "--porcelain", "--untracked-files=no") or ""
+    skip = None
+    if record_path is not None:
+        with contextlib.suppress(ValueError):
+            skip = Path(record_path).resolve().relative_to(ROOT).as_posix()
+    changed = [line[3:] for line in status.splitlines() if line[3:] != skip]
+    return head.strip(), changed
+
+
+def check_recordable(record_path: str | Path) -> str | None:
+    """Why figures may not go into the record from this tree, or None when they may.
+
+    A line of the record names the commit its figures came from, so the tree must be
+    that commit: commit first, then measure."""
+    commit, changed = source_state(record_path)
+    if not commit:
+        return f"{ROOT} is not a git checkout, so the record could not name a commit"
+    if changed:
+        return f"uncommitted changes ({', '.join(changed[:5])}): commit them first"
+    return None
+
+
+def record(result: Mapping[str, Any], path: str | Path, gateway_source: str | None = None) -> None:
+    """Append ``result`` to a JSON-lines file (the record under version control), with the
+    commit it came from, whether the tree was exactly that commit (``clean``), and the
+    source tree the gateways ran from when it was another one."""
+    commit, changed = source_state(path)
     line = dict(result)
     line.setdefault("time", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
-    line.setdefault("commit", _commit())
+    line.setdefault("commit", commit)
+    line.setdefault("clean", not changed)
+    if gateway_source:
+        line.setdefault("gateway_source", gateway_source)
     with open(path, "a") as out:
         out.write(json.dumps(line, sort_keys=True) + "\n")
 

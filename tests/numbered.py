@@ -1,20 +1,25 @@
-"""The bench publisher: numbered, timestamped messages into Redis at a paced rate.
+"""Numbered, timestamped messages into Redis at a paced rate, for the tests and the bench.
 
 It speaks RESP on a plain socket and pipelines ``EVALSHA`` of the same publish script
 the publisher library runs (:data:`shared.broker.scripts.PUBLISH_LUA`), so a message
 gets its offset and history exactly as a real publish does, at a few microseconds of
 Python per message. Payloads are ``{"t":<publish time>,"n":<number>,"p":"xx..."}``,
-padded to the requested size: :mod:`shared.bench.wsload` reads ``t`` and ``n`` back.
+padded to the requested size: the bench's load processes read ``t`` and ``n`` back
+(:data:`tests.rawws.MESSAGE`), the tests' subscribers check ``n``.
 
 Messages go out round by round: round ``n`` publishes message ``n`` on every channel.
+The bench runs :func:`run` in a process of its own; a test runs
+:class:`NumberedPublisher` beside its event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -27,7 +32,7 @@ from shared.broker.redis_link import encode_command
 from shared.broker.scripts import PUBLISH_LUA, channel_keys, publish_args
 from shared.channels import Namespaces
 
-__all__ = ["PublishConfig", "PublishResult", "payload", "publish", "run"]
+__all__ = ["NumberedPublisher", "PublishConfig", "PublishResult", "payload", "publish", "run"]
 
 BATCH = 256
 """Most publishes written in one pipeline round trip."""
@@ -107,8 +112,9 @@ class _Redis:
         self.sock.close()
 
 
-def publish(config: PublishConfig) -> PublishResult:
-    """Publish for ``config.duration`` seconds (or ``config.rounds`` rounds), paced."""
+def publish(config: PublishConfig, stop: threading.Event | None = None) -> PublishResult:
+    """Publish for ``config.duration`` seconds (or ``config.rounds`` rounds, or until
+    ``stop`` is set), paced."""
     redis = _Redis(config.redis_url)
     sha = hashlib.sha1(PUBLISH_LUA.encode()).hexdigest()
     redis.call([("SCRIPT", "LOAD", PUBLISH_LUA)])
@@ -128,11 +134,16 @@ def publish(config: PublishConfig) -> PublishResult:
         while True:
             now = time.monotonic()
             # Stop only between rounds, so every channel has the same last number.
-            if i == 0 and (now >= end or (config.rounds and n >= config.first + config.rounds)):
+            if i == 0 and (
+                now >= end
+                or (config.rounds and n >= config.first + config.rounds)
+                or (stop is not None and stop.is_set())
+            ):
                 break
             due = BATCH if not config.rate else int((now - start) * config.rate) + 1 - sent
             if due <= 0:
-                time.sleep(min(0.001, (sent - (now - start) * config.rate + 1) / config.rate))
+                # Until the next message is due; a slow rate still notices ``stop``.
+                time.sleep(min(0.05, (sent - (now - start) * config.rate) / config.rate))
                 continue
             wall = time.time()
             commands = []
@@ -179,3 +190,31 @@ def run(config: PublishConfig, pipe: Connection) -> None:
             pipe.send(publish(config))
     finally:
         pipe.close()
+
+
+class NumberedPublisher:
+    """Publishes ``n`` = 1, 2, ... on one channel every ``interval`` seconds until stopped.
+
+    It publishes from a thread, so a test's event loop (its subscribers) never waits
+    for it, and the numbers stay consecutive whatever the loop is doing.
+    """
+
+    def __init__(self, redis_url: str, channel: str, interval: float) -> None:
+        self.config = PublishConfig(
+            redis_url=redis_url, channels=[channel], size=0, rate=1 / interval, duration=0
+        )
+        self._stop = threading.Event()
+        self._task: asyncio.Future[PublishResult] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(asyncio.to_thread(publish, self.config, self._stop))
+
+    async def stop(self) -> int:
+        """Stop publishing; return how many messages went out (every call, once stopped)."""
+        self._stop.set()
+        if self._task is None:
+            return 0
+        result = await self._task
+        if result.errors:
+            raise AssertionError(f"publishing failed: {result.errors}")
+        return result.published

@@ -1,5 +1,5 @@
 """What a load process is asked to open (:class:`LoadConfig`) and what it reports
-(:class:`LoadStats`): the contract between the rig and :mod:`shared.bench.wsload`."""
+(:class:`LoadStats`): the contract between the rig and :mod:`tests.bench.wsload`."""
 
 from __future__ import annotations
 

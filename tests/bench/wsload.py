@@ -3,7 +3,7 @@
 The load generator must cost less per message than the gateway it measures, so it is not
 built on asyncio or on a WebSocket library. Each process runs one plain ``epoll`` loop
 over non-blocking sockets and keeps per connection only a byte tail and the number of
-the next message it expects; :mod:`shared.bench.wire` finds the messages in each read.
+the next message it expects; :mod:`tests.rawws` finds the messages in each read.
 Every connection holds exactly one subscription, so numbers are checked per connection:
 a number above the expected one is loss, below it a duplicate.
 
@@ -23,11 +23,11 @@ import time
 from array import array
 from multiprocessing.connection import Connection
 
-from shared.bench.loadspec import LoadConfig, LoadStats
-from shared.bench.wire import (
+from tests.bench.loadspec import LoadConfig, LoadStats
+from tests.rawws import (
     ERROR,
     MESSAGE,
-    PING,
+    PING_JSON,
     PONG_FRAME,
     SUBSCRIBED,
     close_code,
@@ -152,7 +152,7 @@ class _Loader:
             self._drop(fd, conn, close_code(conn.tail))
             return
         if conn.state == LIVE:
-            if PING in data:  # answered at once, as the SDK and browsers do
+            if PING_JSON in data:  # answered at once, as the SDK and browsers do
                 with contextlib.suppress(OSError):
                     sock.send(PONG_FRAME)
             self._messages(conn, conn.tail + data if conn.tail else data)

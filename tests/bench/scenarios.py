@@ -1,4 +1,4 @@
-"""The bench scenarios; each builds a :class:`~shared.bench.rig.Rig` run and returns figures.
+"""The bench scenarios; each builds a :class:`~tests.bench.rig.Rig` run and returns figures.
 
 Every scenario is bounded in time (its publish window plus a collection grace) and the
 rig stops every process it started when the scenario returns or fails. Channel names
@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from shared.bench.flow import (
+from tests.bench.flow import (
     NAMESPACES,
     Params,
     begin,
@@ -23,8 +23,8 @@ from shared.bench.flow import (
     run_id,
     stream,
 )
-from shared.bench.pubload import PublishConfig, PublishResult
-from shared.bench.rig import Rig
+from tests.bench.rig import Rig
+from tests.numbered import PublishConfig, PublishResult
 
 __all__ = ["SCENARIOS", "Params"]
 
