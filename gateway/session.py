@@ -35,6 +35,7 @@ from gateway.commands import (
 )
 from gateway.frames import OutFrame, control
 from gateway.limits import TokenBucket
+from gateway.logsafe import printable
 from shared.channels import is_valid_channel
 from shared.protocol import (
     Auth,
@@ -163,7 +164,10 @@ class Session:
 
     def spend(self, now: float) -> bool:
         """Count one inbound frame (any frame, fragments and control frames too) against
-        the frame rate; False, and the session closes with 4029, when over it."""
+        the frame rate; False, and the session closes with 4029, when over it. Frames
+        that arrive after the session closed are not counted (nor refused twice)."""
+        if self.close_code is not None:
+            return False
         if self._bucket is None or self._bucket.take(now):
             return True
         observe.LIMIT_HITS.labels("frame_rate").inc()
@@ -350,7 +354,7 @@ class Session:
         self._errors += 1
         if self._errors <= LOGGED_ERRORS:  # a flood of bad frames is not a flood of lines
             more = "; later ones not logged" if self._errors == LOGGED_ERRORS else ""
-            log.info("connection %d: %s: %s%s", self.id, code, message[:200], more)
+            log.info("connection %d: %s: %s%s", self.id, code, printable(message[:200]), more)
         self.send(control(Error(code=code, message=message, channel=channel)))
 
     def send(self, frame: OutFrame) -> None:
