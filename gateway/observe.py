@@ -16,6 +16,8 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway import http_guard
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 CONNECTIONS = Gauge(
@@ -125,5 +127,6 @@ async def readyz(request: Request) -> Response:
         "draining": hub.draining,
         "gateway": request.app.state.settings.gateway_id,
         "connections": len(hub.sessions),
+        "pending_connections": http_guard.PENDING.count,  # no whole request yet
     }
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -27,9 +27,15 @@ class RawWebSocket:
 
     @classmethod
     async def connect(
-        cls, port: int, path: str = "/ws", rcvbuf: int | None = None, headers: str = ""
+        cls,
+        port: int,
+        path: str = "/ws",
+        rcvbuf: int | None = None,
+        headers: str = "",
+        host: str | None = None,
     ) -> RawWebSocket:
-        """Open and upgrade; with ``rcvbuf``, the socket's receive buffer is that small."""
+        """Open and upgrade; with ``rcvbuf``, the socket's receive buffer is that small;
+        ``host`` is the ``Host`` header (default ``127.0.0.1:port``)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -44,7 +50,8 @@ class RawWebSocket:
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
             (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: {host or f'127.0.0.1:{port}'}\r\n"
+                "Upgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                 f"Sec-WebSocket-Version: 13\r\n{headers}\r\n"
             ).encode()
