@@ -31,6 +31,7 @@ from gateway import observe
 from gateway.auth import Grant, Guard, TokenError
 from gateway.limits import ClientAddresses, Gate, KeyedBuckets, Refusal
 from gateway.origin import OriginPolicy
+from gateway.revocation import Revocations
 from gateway.tickets import Tickets, TicketStoreUnavailable
 from shared.settings import Settings
 
@@ -68,6 +69,7 @@ class Security:
         self.addresses = ClientAddresses.from_settings(settings)
         self.gate = Gate(settings)
         self.tickets = Tickets(settings)
+        self.revocations = Revocations(settings, self.guard)  # also checked by the guard
         self.polls = (
             KeyedBuckets(settings.poll_rate, settings.poll_burst) if settings.poll_rate else None
         )
@@ -80,6 +82,7 @@ class Security:
 
     async def close(self) -> None:
         await self.tickets.close()
+        await self.revocations.close()
 
 
 class Entry:
@@ -214,6 +217,9 @@ async def _credentials(security: Security, request: Request) -> Grant | Response
         if security.guard.expired(grant, time.time()):
             observe.AUTH_REFUSALS.labels("expired").inc()
             return _unauthorized("token expired")
+        if security.guard.is_revoked(grant):  # revoked after the ticket was minted
+            observe.AUTH_REFUSALS.labels("revoked").inc()
+            return _unauthorized("token revoked")
         return grant
     return None
 

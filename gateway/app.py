@@ -11,7 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from gateway import admission, api, dashboard, observe
+from gateway import admission, api, dashboard, observe, revocation_api
 from gateway.hub import Hub
 from gateway.rebalance import run_rebalancer
 from gateway.transports.asgi_ws import websocket_fallback
@@ -44,12 +44,16 @@ def create_app(settings: Settings) -> Starlette:
         await broker.start(hub)
         heartbeat = asyncio.create_task(hub.heartbeat(), name="relaycast-heartbeat")
         rebalance = asyncio.create_task(run_rebalancer(hub), name="relaycast-rebalance")
+        revocations = asyncio.create_task(
+            security.revocations.watch(hub.sessions), name="relaycast-revocations"
+        )
         log.info("gateway %s up; broker %s", settings.gateway_id, _safe_url(settings.redis_url))
         try:
             yield {"hub": hub, "security": security}
         finally:
             heartbeat.cancel()
             rebalance.cancel()
+            revocations.cancel()
             await hub.close()
             await broker.close()
             await app.state.api.close()
@@ -65,6 +69,7 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/ws", websocket_fallback),
             *dashboard.routes,
             *api.routes,
+            *revocation_api.routes,
             *admission.routes,
         ],
         lifespan=lifespan,

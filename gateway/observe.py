@@ -78,6 +78,18 @@ AUTH_REFUSALS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+REVOCATIONS = Counter(
+    "relaycast_revocations",
+    "Revocations recorded through this gateway's API, by kind (token, user)",
+    ["kind"],
+    registry=REGISTRY,
+)
+REVOKED_CONNECTIONS = Counter(
+    "relaycast_revoked_connections",
+    "Open connections closed because their token was revoked, by kind (token, user)",
+    ["kind"],
+    registry=REGISTRY,
+)
 LATENCY = Histogram(
     "relaycast_publish_to_send_seconds",
     "Seconds from publish to the write of a frame to a client (the oldest frame of each batch"
