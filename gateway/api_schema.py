@@ -161,6 +161,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _required(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "required": True}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     meaning = {
         400: "The body is not JSON",
@@ -227,7 +231,7 @@ def openapi_document() -> dict[str, Any]:
         "/api/publish": {
             "post": {
                 "summary": "Publish a message on a channel",
-                "requestBody": _json(_ref(PublishRequest), "Channel and data"),
+                "requestBody": _required(_json(_ref(PublishRequest), "Channel and data")),
                 "responses": {
                     "200": _json(_ref(PublishResult), "Published"),
                     **_errors(400, 413, 422, 503),
@@ -237,7 +241,7 @@ def openapi_document() -> dict[str, Any]:
         "/api/tasks": {
             "post": {
                 "summary": "Create a task, or a workflow when phases are given",
-                "requestBody": _json(_ref(Create), "The new task"),
+                "requestBody": _required(_json(_ref(Create), "The new task")),
                 "responses": {
                     "201": _json(_ref(TaskState), "Created (queued)"),
                     **_errors(400, 409, 413, 422, 503),
@@ -350,7 +354,7 @@ def _revocation_paths(user: dict[str, Any]) -> dict[str, Any]:
         "/api/revocations/tokens": {
             "post": {
                 "summary": "Revoke one token by its jti, on every gateway within a second",
-                "requestBody": _json(_ref(RevokeToken), "The token's jti and exp"),
+                "requestBody": _required(_json(_ref(RevokeToken), "The token's jti and exp")),
                 "responses": {
                     "200": _json(_ref(RevokedToken), "Revoked"),
                     **_errors(400, 413, 422, 503),
@@ -361,7 +365,7 @@ def _revocation_paths(user: dict[str, Any]) -> dict[str, Any]:
             "post": {
                 "summary": "Revoke a user's tokens issued before a time (default now); their"
                 " open connections close with 4501 within a second",
-                "requestBody": _json(_ref(RevokeUser), "The user and the time"),
+                "requestBody": _required(_json(_ref(RevokeUser), "The user and the time")),
                 "responses": {
                     "200": _json(_ref(RevokedUser), "Revoked"),
                     **_errors(400, 413, 422, 503),
