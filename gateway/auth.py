@@ -61,6 +61,8 @@ ALGORITHMS = ("HS256", "RS256", "ES256")
 """Every algorithm a token may be signed with; ``token_algorithms`` picks among these."""
 
 MIN_SECRET_BYTES = 32
+MAX_TIME = 253402300799
+"""The last second of the year 9999: a larger ``exp`` is no time (and overflows encoders)."""
 MAX_PATTERNS = 1000
 
 DENIED = {
@@ -227,6 +229,8 @@ def _grant(claims: dict[str, Any]) -> Grant:
         raise TokenError("claims", "token claims: jti must be a string of at most 256")
     if issued is not None and not _finite_number(issued):
         raise TokenError("claims", "token claims: iat must be a number")
+    if not _finite_number(claims["exp"]) or claims["exp"] > MAX_TIME:
+        raise TokenError("claims", "token claims: exp must be a time before the year 10000")
     return Grant(
         user[:256],
         tuple(patterns),

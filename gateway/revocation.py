@@ -176,6 +176,8 @@ class Revocations:
         """
         changed, self._changed = self._changed, False
         if self.redis is None:
+            now = time.time()
+            self.tokens = {j: until for j, until in self.tokens.items() if until > now}
             return changed
         try:
             version = await self.redis.get(self.version_key)

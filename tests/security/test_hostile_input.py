@@ -128,3 +128,16 @@ async def test_client_bytes_never_forge_a_log_line(gateway):
     assert not any(line.startswith("FORGED") for line in log.splitlines())
     assert "\x1b" not in log and "\x07" not in log and "\u2028" not in log
     assert "\\x0aFORGED 2026" in log and "\\x1b[2J" in log
+
+
+@pytest.mark.parametrize("claims", [{"exp": float("inf")}, {"exp": float("nan")},
+                                    {"iat": float("nan")}, {"exp": 1e300}])  # fmt: skip
+async def test_non_finite_numbers_in_a_signed_token_are_refused(gateway, keys, claims):
+    """A login service that signs ``exp: Infinity`` (json allows it) makes a token whose
+    numbers cannot be compared or converted: refused as malformed, not a 500."""
+    headers = {"authorization": "Bearer " + keys.token(**claims)}
+    async with httpx.AsyncClient(timeout=10, headers=headers) as client:
+        params = {"channel": "tasks.projA.1", "wait": "0"}
+        response = await client.get(gateway.url + "/poll", params=params)
+    assert response.status_code == 401, response.text
+    no_traceback(gateway)
