@@ -31,6 +31,10 @@ class Grant:
     user: str
     patterns: tuple[str, ...]
     expires: float
+    token_id: str = ""
+    """The token's ``jti`` (empty when it has none): what revokes this one token."""
+    issued: float | None = None
+    """The token's ``iat``: a user's revocation covers tokens issued before it."""
 
     def covers(self, channel: str) -> bool:
         return any(fnmatch.fnmatchcase(channel, p) for p in self.patterns)

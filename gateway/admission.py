@@ -29,9 +29,10 @@ from starlette.routing import Route
 
 from gateway import observe
 from gateway.auth import Grant, Guard, TokenError
-from gateway.limits import ClientAddresses, Gate, Refusal
+from gateway.limits import ClientAddresses, Gate, KeyedBuckets, Refusal
 from gateway.node import node_of
 from gateway.origin import OriginPolicy
+from gateway.revocation import Revocations
 from gateway.tickets import Tickets, TicketStoreUnavailable
 from shared.settings import Settings
 
@@ -41,6 +42,7 @@ __all__ = [
     "Security",
     "admit_http",
     "admit_websocket",
+    "poll_refusal",
     "refusal_response",
     "routes",
     "select_subprotocol",
@@ -68,6 +70,10 @@ class Security:
         self.addresses = ClientAddresses.from_settings(settings)
         self.gate = Gate(settings)
         self.tickets = Tickets(settings)
+        self.revocations = Revocations(settings, self.guard)  # also checked by the guard
+        self.polls = (
+            KeyedBuckets(settings.poll_rate, settings.poll_burst) if settings.poll_rate else None
+        )
         if settings.mode == "development":
             log.warning(
                 "DEVELOPMENT MODE: anyone may connect and read every channel, from any"
@@ -77,6 +83,7 @@ class Security:
 
     async def close(self) -> None:
         await self.tickets.close()
+        await self.revocations.close()
 
 
 class Entry:
@@ -169,6 +176,18 @@ async def admit_http(
     return entry
 
 
+def poll_refusal(security: Security, entry: Entry) -> Response | None:
+    """429 when the client polls faster than ``poll_rate``: a user is counted by its
+    token (however many addresses it polls from), an anonymous client by its address."""
+    if security.polls is None:
+        return None
+    key = "u:" + entry.grant.user if entry.grant is not None else "a:" + entry.address
+    if security.polls.take(key, time.monotonic()):
+        return None
+    observe.LIMIT_HITS.labels("poll_rate").inc()
+    return refusal_response(Refusal(429, "polling too often; slow down", "poll_rate"))
+
+
 def _single(headers: Headers, name: str) -> str | None:
     values = headers.getlist(name)
     return values[0] if len(values) == 1 else None
@@ -199,6 +218,9 @@ async def _credentials(security: Security, request: Request) -> Grant | Response
         if security.guard.expired(grant, time.time()):
             observe.AUTH_REFUSALS.labels("expired").inc()
             return _unauthorized("token expired")
+        if security.guard.is_revoked(grant):  # revoked after the ticket was minted
+            observe.AUTH_REFUSALS.labels("revoked").inc()
+            return _unauthorized("token revoked")
         return grant
     return None
 
@@ -239,12 +261,15 @@ async def _ticket(request: Request) -> Response:
             }
         )
         return Response(status_code=204, headers=cors)
-    refusal = security.gate.handshake(time.monotonic())
-    if refusal is not None:
-        return refusal_response(refusal)
+    # Credentials first: a request without a valid token spends nobody's handshakes.
     credentials = await _credentials_header_only(security, request)
     if isinstance(credentials, Response):
         return credentials
+    peer = request.client.host if request.client else ""
+    address = security.addresses.client(peer, request.headers.getlist("x-forwarded-for"))
+    refusal = security.gate.handshake(time.monotonic(), address)
+    if refusal is not None:
+        return refusal_response(refusal)
     try:
         ticket = await security.tickets.mint(credentials)
     except TicketStoreUnavailable:

@@ -37,6 +37,7 @@ from gateway.api_schema import (
     TaskList,
     openapi_document,
 )
+from gateway.logsafe import printable
 from gateway.node import node_of
 from shared.broker import BrokerUnavailable
 from shared.broker.redis_url import AsyncCommandClient, async_command_client, parse_redis_url
@@ -170,7 +171,8 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         except InvalidChannel as exc:
             return _error(422, "invalid_channel", str(exc))
         except BrokerUnavailable as exc:
-            return _error(503, "unavailable", f"redis unavailable: {exc}")
+            log.warning("%s: redis unavailable: %s", printable(request.url.path), exc)
+            return _error(503, "unavailable", "redis unavailable; try again")
         return result if isinstance(result, Response) else _json(result)
 
     return endpoint
@@ -179,7 +181,7 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 async def _body(request: Request, kind: type[T], limit: int) -> T:
     """The request body decoded as ``kind``; an empty body is ``{}``."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         observe.LIMIT_HITS.labels("payload_size").inc()
         raise _Fail(413, "too_large", f"the body is over {limit} bytes")
     chunks: list[bytes] = []
@@ -240,7 +242,9 @@ async def _get_task(request: Request, api: Api) -> Any:
 async def _project_tasks(request: Request, api: Api) -> Any:
     project = request.path_params["project"]
     raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    # ASCII digits only ("²".isdigit() is true, int("²") fails), and at most 4 of them
+    # before int() runs: a 5,000-digit number is refused without converting it.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 1000:
         raise _Fail(422, "invalid_query", "limit must be a whole number in 1-1000")
     tasks = await api.tasks.project_tasks(project, int(raw))
     return TaskList(project=project, tasks=tasks)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from gateway import admission, api, dashboard, observe
+from gateway import admission, api, dashboard, observe, revocation_api
 from gateway.heartbeat import run_heartbeat
 from gateway.hub import Hub
 from gateway.node import Node
@@ -45,12 +45,16 @@ def create_app(settings: Settings) -> Starlette:
         await broker.start(hub)
         heartbeat = asyncio.create_task(run_heartbeat(hub), name="relaycast-heartbeat")
         rebalance = asyncio.create_task(run_rebalancer(hub), name="relaycast-rebalance")
+        revocations = asyncio.create_task(
+            security.revocations.watch(hub.sessions), name="relaycast-revocations"
+        )
         log.info("gateway %s up; broker %s", settings.gateway_id, _safe_url(settings.redis_url))
         try:
             yield {"node": node}  # for the WebSocket protocol class (gateway/server.py)
         finally:
             heartbeat.cancel()
             rebalance.cancel()
+            revocations.cancel()
             await hub.close()
             await broker.close()
             await node.api.close()
@@ -66,6 +70,7 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/ws", websocket_fallback),
             *dashboard.routes,
             *api.routes,
+            *revocation_api.routes,
             *admission.routes,
         ],
         lifespan=lifespan,

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,8 @@ ALGORITHMS = ("HS256", "RS256", "ES256")
 """Every algorithm a token may be signed with; ``token_algorithms`` picks among these."""
 
 MIN_SECRET_BYTES = 32
+MAX_TIME = 253402300799
+"""The last second of the year 9999: a larger ``exp`` is no time (and overflows encoders)."""
 MAX_PATTERNS = 1000
 
 
@@ -146,6 +150,8 @@ class TokenKeys:
                 continue
             except jwt.PyJWTError as exc:
                 raise _refusal(exc) from None
+            except (OverflowError, ValueError, TypeError):  # e.g. "exp": 1e999, signed
+                raise TokenError("malformed", "token is not a valid JWT") from None
             return _grant(claims)
         raise TokenError("signature", "token signature does not verify")
 
@@ -176,7 +182,25 @@ def _grant(claims: dict[str, Any]) -> Grant:
         or not all(isinstance(p, str) and 0 < len(p) <= 256 for p in patterns)
     ):
         raise TokenError("claims", "token claims: sub must be a string, channels a list")
-    return Grant(user[:256], tuple(patterns), float(claims["exp"]))
+    token_id = claims.get("jti", "")
+    issued = claims.get("iat")
+    if not isinstance(token_id, str) or len(token_id) > 256:
+        raise TokenError("claims", "token claims: jti must be a string of at most 256")
+    if issued is not None and not _finite_number(issued):
+        raise TokenError("claims", "token claims: iat must be a number")
+    if not _finite_number(claims["exp"]) or claims["exp"] > MAX_TIME:
+        raise TokenError("claims", "token claims: exp must be a time before the year 10000")
+    return Grant(
+        user[:256],
+        tuple(patterns),
+        float(claims["exp"]),
+        token_id,
+        None if issued is None else float(issued),
+    )
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _pem_key(text: str) -> _Key:
@@ -224,6 +248,8 @@ class Guard:
         self.development = settings.mode == "development"
         self.auth_timeout = 0.0 if self.development else settings.auth_timeout
         self.options = settings.channel_options
+        self.revoked: Callable[[Grant], bool] | None = None
+        """Set by :class:`gateway.revocation.Revocations`: whether a grant was revoked."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Guard:
@@ -258,10 +284,17 @@ class Guard:
             TokenError: see :meth:`TokenKeys.verify`.
         """
         try:
-            return self.keys.verify(token)
+            grant = self.keys.verify(token)
+            if self.is_revoked(grant):
+                raise TokenError("revoked", "token revoked")
+            return grant
         except TokenError as exc:
             observe.AUTH_REFUSALS.labels(exc.reason).inc()
             raise
+
+    def is_revoked(self, grant: Grant) -> bool:
+        """Whether ``grant``'s token was revoked (:mod:`gateway.revocation`)."""
+        return self.revoked is not None and self.revoked(grant)
 
     def check(self, grant: Grant | None, channel: str) -> ErrorCode | None:
         """None when a connection holding ``grant`` may subscribe to ``channel``; else the

@@ -57,8 +57,7 @@ async def whoami(request: Request) -> Response:
 
 
 async def dashboard_config(request: Request) -> Response:
-    settings = request.app.state.settings
-    body = {"gateways": settings.dashboard_origins()}
+    body = {"gateways": node_of(request).settings.dashboard_origins()}
     return JSONResponse(body, headers={"cache-control": "no-store"})
 
 

@@ -40,6 +40,13 @@ log = logging.getLogger("relaycast.hub")
 RESYNC_HOLD = 10_000
 
 
+def _unavailable(session: Session, channel: str, exc: BrokerUnavailable) -> None:
+    """A subscribe the broker could not serve: the client gets a fixed message, the log
+    the broker's own (which may name scripts and keys)."""
+    log.warning("connection %d: subscribe to %s failed: %s", session.id, channel, exc)
+    session.fail_subscribe(channel, ErrorCode.UNAVAILABLE, "broker unavailable; try again")
+
+
 class _Channel:
     __slots__ = ("epoch", "held", "last", "lock", "offset", "options", "stamp", "subscribers")
 
@@ -229,14 +236,14 @@ class Hub:
         try:
             state = await self._join(session, channel, options)
         except BrokerUnavailable as exc:
-            session.fail_subscribe(channel, ErrorCode.UNAVAILABLE, f"broker unavailable: {exc}")
+            _unavailable(session, channel, exc)
             return
         try:
             await self._start(session, channel, state, since)
         except BrokerUnavailable as exc:
             state.subscribers.discard(session)
             observe.SUBSCRIPTIONS.dec()
-            session.fail_subscribe(channel, ErrorCode.UNAVAILABLE, f"broker unavailable: {exc}")
+            _unavailable(session, channel, exc)
             await self._leave_if_empty(channel, state)
 
     async def _join(self, session: Session, channel: str, options: ChannelOptions) -> _Channel:

@@ -3,7 +3,8 @@
 Three limits guard the way in, for every transport, in :class:`Gate`: connections held
 by the gateway (``max_connections``, refused with 503), connections from one client
 address (``max_connections_per_address``, 429) and new WebSocket upgrades and SSE streams
-per second (``handshake_rate``, 429). Each connection then spends a :class:`TokenBucket`
+per second (``handshake_rate``, 429, of which one address may take
+``handshake_rate_per_address``). Each connection then spends a :class:`TokenBucket`
 of inbound frames (``frame_rate``/``frame_burst``, close 4029; :mod:`gateway.session`).
 
 The client address is the socket's peer, unless that peer is a trusted proxy
@@ -23,7 +24,42 @@ from gateway import observe
 from gateway.bucket import TokenBucket
 from shared.settings import Settings, SettingsError
 
-__all__ = ["ClientAddresses", "Gate", "Refusal", "TokenBucket"]
+__all__ = ["ClientAddresses", "Gate", "KeyedBuckets", "Refusal", "TokenBucket"]
+
+
+class KeyedBuckets:
+    """A :class:`TokenBucket` per key (a client address, a user), made on first use.
+
+    Buckets that have refilled completely hold no information and are forgotten when
+    there are more than ``max_keys``, so memory stays bounded whoever asks.
+    """
+
+    __slots__ = ("buckets", "burst", "max_keys", "rate")
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self.buckets: dict[str, TokenBucket] = {}
+
+    def take(self, key: str, now: float) -> bool:
+        """Spend one of ``key``'s tokens at time ``now``; False when it has none left."""
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= self.max_keys:
+                self._forget_full(now)
+            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst)
+        return bucket.take(now)
+
+    def _forget_full(self, now: float) -> None:
+        refill = self.burst / self.rate
+        self.buckets = {
+            k: b
+            for k, b in self.buckets.items()
+            if b.updated is not None and now - b.updated < refill
+        }
+        if len(self.buckets) >= self.max_keys:  # all busy: start over rather than grow
+            self.buckets.clear()
 
 
 class Refusal:
@@ -49,6 +85,8 @@ class Gate:
         self.per_address = settings.max_connections_per_address
         rate = settings.handshake_rate
         self.handshakes = TokenBucket(rate, max(1.0, rate)) if rate > 0 else None
+        share = settings.handshake_rate_per_address
+        self.address_handshakes = KeyedBuckets(share, max(1.0, share)) if share > 0 else None
         self.connections = 0
         self.by_address: dict[str, int] = {}
 
@@ -59,7 +97,7 @@ class Gate:
         (long-polls): they count as connections but not against the handshake rate.
         """
         if handshake:
-            refusal = self.handshake(now)
+            refusal = self.handshake(now, address)
             if refusal is not None:
                 return refusal
         if self.max_connections and self.connections >= self.max_connections:
@@ -71,8 +109,15 @@ class Gate:
         self.by_address[address] = held + 1
         return None
 
-    def handshake(self, now: float) -> Refusal | None:
-        """Spend one handshake of the gateway's rate (also for ticket requests)."""
+    def handshake(self, now: float, address: str) -> Refusal | None:
+        """Spend one handshake of ``address``'s share, then of the gateway's rate (also
+        for ticket requests). The share comes first: one address that uses up its own
+        share leaves the gateway's rate to everyone else."""
+        shares = self.address_handshakes
+        if shares is not None and not shares.take(address, now):
+            return _refuse(
+                429, "too many new connections from your address; retry shortly", "handshake_share"
+            )
         if self.handshakes is not None and not self.handshakes.take(now):
             return _refuse(429, "too many new connections; retry shortly", "handshake_rate")
         return None

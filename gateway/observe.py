@@ -16,6 +16,7 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway import http_guard
 from gateway.node import node_of
 from gateway.sink import SessionMetrics
 from shared.protocol import ErrorCode
@@ -80,6 +81,18 @@ AUTH_REFUSALS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+REVOCATIONS = Counter(
+    "relaycast_revocations",
+    "Revocations recorded through this gateway's API, by kind (token, user)",
+    ["kind"],
+    registry=REGISTRY,
+)
+REVOKED_CONNECTIONS = Counter(
+    "relaycast_revoked_connections",
+    "Open connections closed because their token was revoked, by kind (token, user)",
+    ["kind"],
+    registry=REGISTRY,
+)
 LATENCY = Histogram(
     "relaycast_publish_to_send_seconds",
     "Seconds from publish to the write of a frame to a client (the oldest frame of each batch"
@@ -130,6 +143,7 @@ async def readyz(request: Request) -> Response:
         "draining": hub.draining,
         "gateway": node.settings.gateway_id,
         "connections": len(hub.sessions),
+        "pending_connections": http_guard.PENDING.count,  # no whole request yet
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -8,11 +8,21 @@ Requests without ``Origin`` come from programs, not pages, and pass: the check k
 other sites' pages from using a visitor's browser as a client, it is not authentication.
 Entries of ``allowed_origins`` are exact origins (``https://app.example.com``, with the
 port when it is not the scheme's default), subdomain wildcards (``https://*.example.com``)
-or ``*``. Empty means the gateway's own origin (``Origin`` naming the ``Host`` the request
-was sent to) in production, and any origin in development.
+or ``*``. Empty means the gateway's own origin in production, and any origin in
+development.
+
+The gateway's own origin is not "whatever ``Host`` says": a DNS-rebinding page
+(``evil.example`` made to resolve to the gateway's address) sends ``Origin`` and ``Host``
+that agree. So a page counts as the gateway's own only when ``Origin`` names the
+``Host`` the request was sent to *and* that host name is one the gateway knows as its
+own: a loopback name or address (``localhost``, ``127.0.0.0/8``, ``[::1]``) or the
+address it binds (``RELAYCAST_HOST``, unless a wildcard). A dashboard served under a
+public name needs that name in ``allowed_origins``.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from gateway import observe
 from shared.settings import Settings
@@ -23,8 +33,12 @@ __all__ = ["OriginPolicy"]
 class OriginPolicy:
     """Decides whether a page at some origin may connect."""
 
-    def __init__(self, allowed: list[str], any_origin: bool = False) -> None:
+    def __init__(
+        self, allowed: list[str], any_origin: bool = False, own_hosts: tuple[str, ...] = ()
+    ) -> None:
         self.any = any_origin or "*" in allowed
+        self.own_hosts = {h.strip().lower().strip("[]") for h in own_hosts if h.strip()}
+        """Host names (besides loopback) that are this gateway's own origin."""
         self.exact = {o.rstrip("/").lower() for o in allowed if "*" not in o}
         # "https://*.example.com" -> ("https://", ".example.com")
         self.wildcards = [
@@ -36,7 +50,10 @@ class OriginPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> OriginPolicy:
         allowed = [o.strip() for o in settings.allowed_origins.split(",") if o.strip()]
-        return cls(allowed, any_origin=not allowed and settings.mode == "development")
+        bound = settings.host if settings.host not in ("", "0.0.0.0", "::") else ""
+        return cls(
+            allowed, any_origin=not allowed and settings.mode == "development", own_hosts=(bound,)
+        )
 
     def allows(self, origin: str | None, host: str | None) -> bool:
         """Whether a request with header ``Origin: origin``, sent to ``Host: host``, may
@@ -57,8 +74,7 @@ class OriginPolicy:
                     return True
         return False
 
-    @staticmethod
-    def _same_origin(origin: str, host: str | None) -> bool:
+    def _same_origin(self, origin: str, host: str | None) -> bool:
         if not host:
             return False
         scheme, sep, authority = origin.partition("://")
@@ -66,4 +82,18 @@ class OriginPolicy:
             return False  # "null" and other opaque origins are never our own
         host = host.strip().lower()
         default = ":443" if scheme == "https" else ":80"
-        return authority == host or authority + default == host or authority == host + default
+        same = authority == host or authority + default == host or authority == host + default
+        return same and self._own_host(host)
+
+    def _own_host(self, host: str) -> bool:
+        """Whether ``host`` (a ``Host`` header: name, optional port) names this gateway."""
+        if host.startswith("["):
+            name = host[1 : host.find("]")] if "]" in host else ""
+        else:
+            name = host.rpartition(":")[0] if ":" in host else host
+        if name == "localhost" or name.endswith(".localhost") or name in self.own_hosts:
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False

@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.http_guard import guarded_protocol
 from gateway.hub import Hub
 from gateway.node import node_of
 from gateway.transports.websocket import WebSocketTransport
@@ -77,6 +78,7 @@ def serve(settings: Settings) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        http=guarded_protocol(settings),  # incomplete requests time out and are capped
         ws=WebSocketTransport,
         lifespan="on",
         log_level=settings.log_level,

@@ -38,6 +38,7 @@ from gateway.commands import (
     UnsubscribeCommand,
 )
 from gateway.frames import OutFrame, control
+from gateway.logsafe import printable
 from gateway.outbox import Outbox
 from gateway.sink import NO_METRICS, SessionMetrics
 from gateway.subscription import Subscription
@@ -377,7 +378,7 @@ class Session:
         self._errors += 1
         if self._errors <= LOGGED_ERRORS:  # a flood of bad frames is not a flood of lines
             more = "; later ones not logged" if self._errors == LOGGED_ERRORS else ""
-            log.info("connection %d: %s: %s%s", self.id, code, message[:200], more)
+            log.info("connection %d: %s: %s%s", self.id, code, printable(message[:200]), more)
         self.send(control(Error(code=code, message=message, channel=channel)))
 
     def send(self, frame: OutFrame) -> None:

@@ -55,7 +55,9 @@ class Tickets:
             TicketStoreUnavailable: Redis did not answer.
         """
         ticket = secrets.token_urlsafe(32)
-        value = json.dumps([grant.user, list(grant.patterns), grant.expires]).encode()
+        value = json.dumps(
+            [grant.user, list(grant.patterns), grant.expires, grant.token_id, grant.issued]
+        ).encode()
         key = self._key(ticket)
         if self.redis is None:
             self._purge()
@@ -89,8 +91,9 @@ class Tickets:
                 raise TicketStoreUnavailable(str(exc)) from exc
         if value is None:
             return None
-        user, patterns, expires = json.loads(value)
-        return Grant(user, tuple(patterns), expires)
+        user, patterns, expires, *rest = json.loads(value)
+        token_id, issued = rest if len(rest) == 2 else ("", None)  # minted by an older gateway
+        return Grant(user, tuple(patterns), expires, token_id, issued)
 
     def _key(self, ticket: str) -> str:
         return self.prefix + hashlib.sha256(ticket.encode()).hexdigest()

@@ -15,11 +15,13 @@ Evolution rules: new fields get defaults; existing fields never change type.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 __all__ = [
+    "EPOCH_PATTERN",
+    "MAX_OFFSET",
     "RECONNECT_CLOSE_CODES",
     "Auth",
     "Authenticated",
@@ -43,16 +45,26 @@ __all__ = [
 ]
 
 
+EPOCH_PATTERN = r"^[0-9A-Za-z_-]{0,64}\Z"
+"""What an epoch a client sends back may look like. Gateways make 8 hex digits; the
+check is strict (``\\Z``: ``$`` would let a final newline through) because an epoch is
+echoed into SSE ``id:`` lines and logs, where a newline or colon forges events."""
+
+MAX_OFFSET = 2**63 - 1
+"""The largest offset (a Redis stream ID's first part is a 64-bit integer)."""
+
+
 class Position(msgspec.Struct, frozen=True):
     """A place in a channel's stream: the offset of a message and the stream's epoch.
 
-    Offsets start at 1 and grow by one with every publish. The epoch names one
-    unbroken history; it changes only when the channel's history was lost, and then
-    offsets from the old epoch mean nothing.
+    Offsets start at 1 and grow by one with every publish (0: before the first). The
+    epoch names one unbroken history; it changes only when the channel's history was
+    lost, and then offsets from the old epoch mean nothing. A decoded position is
+    checked: offset 0 to :data:`MAX_OFFSET`, epoch matching :data:`EPOCH_PATTERN`.
     """
 
-    offset: int
-    epoch: str
+    offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)]
+    epoch: Annotated[str, msgspec.Meta(pattern=EPOCH_PATTERN)]
 
 
 class _Frame(msgspec.Struct, tag_field="type", tag=str.lower, omit_defaults=True):

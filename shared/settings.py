@@ -121,6 +121,20 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     handshake_rate: float = 1000.0
     """WebSocket upgrades and SSE streams one gateway opens per second (a second's worth may
     come at once); beyond, 429. 0: no limit."""
+    handshake_rate_per_address: float = 0.0
+    """The share of ``handshake_rate`` one client address may use per second (WebSocket
+    upgrades, SSE streams, tickets); beyond, 429. 0: no per-address share (set it with
+    ``trusted_proxies`` behind a load balancer, as ``max_connections_per_address``)."""
+    poll_rate: float = 10.0
+    """Polls per second one client may make on average (a user by its token, else an
+    address); ``poll_burst`` at once; beyond, 429. 0: no limit."""
+    poll_burst: int = 20
+    """Polls one client may make at once before ``poll_rate`` applies."""
+    header_timeout: float = 10.0
+    """Seconds a new HTTP connection may take to send a whole request head (and a request
+    its whole body); then it is closed."""
+    max_pending_connections: int = 1000
+    """Connections whose request head has not arrived yet; more are closed at once."""
     frame_rate: float = 50.0
     """Frames per second one connection may send on average; beyond, close 4029. 0: no limit."""
     frame_burst: int = 300
@@ -155,6 +169,8 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             "max_payload_bytes",
             "sse_keepalive",
             "poll_wait",
+            "poll_burst",
+            "header_timeout",
             "task_ttl",
             "metrics_interval",
             "alerts_interval",
@@ -169,7 +185,14 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             raise SettingsError(f"{ENV_PREFIX}DRAIN_SECONDS must be >= 0")
         if self.max_connection_age < 0:
             raise SettingsError(f"{ENV_PREFIX}MAX_CONNECTION_AGE must be >= 0 (0: off)")
-        for name in ("max_connections", "max_connections_per_address", "handshake_rate"):
+        for name in (
+            "max_connections",
+            "max_connections_per_address",
+            "handshake_rate",
+            "handshake_rate_per_address",
+            "poll_rate",
+            "max_pending_connections",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be >= 0 (0: no limit)")
         if self.frame_rate < 0 or self.frame_burst < 1:

@@ -56,11 +56,14 @@ PING_JSON = b'{"type":"ping"'
 """The start of a gateway ping frame's JSON (the protocol's heartbeat, not opcode PING)."""
 
 
-def handshake(host: str, port: int, path: str = "/ws", headers: str = "") -> bytes:
-    """The HTTP upgrade request; ``headers`` are extra lines, each ending in CRLF."""
+def handshake(
+    host: str, port: int, path: str = "/ws", headers: str = "", authority: str | None = None
+) -> bytes:
+    """The HTTP upgrade request; ``headers`` are extra lines, each ending in CRLF, and
+    ``authority`` is the ``Host`` header (default ``host:port``)."""
     key = base64.b64encode(os.urandom(16)).decode()
     return (
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: {authority or f'{host}:{port}'}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
         f"Sec-WebSocket-Version: 13\r\n{headers}\r\n"
     ).encode()
@@ -117,9 +120,15 @@ class RawWebSocket:
 
     @classmethod
     async def connect(
-        cls, port: int, path: str = "/ws", rcvbuf: int | None = None, headers: str = ""
+        cls,
+        port: int,
+        path: str = "/ws",
+        rcvbuf: int | None = None,
+        headers: str = "",
+        host: str | None = None,
     ) -> RawWebSocket:
-        """Open and upgrade; with ``rcvbuf``, the socket's receive buffer is that small."""
+        """Open and upgrade; with ``rcvbuf``, the socket's receive buffer is that small;
+        ``host`` is the ``Host`` header (default ``127.0.0.1:port``)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -131,7 +140,7 @@ class RawWebSocket:
             raise
         # A small limit: the reader stops taking bytes off the socket once 128 KiB wait unread.
         reader, writer = await asyncio.open_connection(sock=sock, limit=65536)
-        writer.write(handshake("127.0.0.1", port, path, headers))
+        writer.write(handshake("127.0.0.1", port, path, headers, authority=host))
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             status = int(head.split(b" ", 2)[1])

@@ -18,10 +18,15 @@ Channel names are not repeated: the request's URL already lists them, and an
 
 from __future__ import annotations
 
+import re
+
 from gateway.frames import OutFrame
-from shared.protocol import Position
+from shared.protocol import EPOCH_PATTERN, MAX_OFFSET, Position
 
 __all__ = ["Cursor", "CursorError"]
+
+_EPOCH = re.compile(EPOCH_PATTERN)
+_OFFSET = re.compile(r"^[0-9]{1,19}\Z")  # ASCII digits only: "²".isdigit() is true
 
 
 class CursorError(ValueError):
@@ -60,8 +65,15 @@ class Cursor:
                 positions.append(None)
                 continue
             epoch, sep, offset = entry.rpartition(":")
-            if not sep or not epoch or not offset.isdigit() or len(entry) > 100:
-                raise CursorError(f"cursor entry {entry[:100]!r} is not <epoch>:<offset>")
+            if (
+                not sep
+                or not epoch
+                or not _EPOCH.match(epoch)
+                or not _OFFSET.match(offset)
+                or int(offset) > MAX_OFFSET
+            ):
+                # A fixed message: the entry is the client's bytes, and messages get logged.
+                raise CursorError("a cursor entry is not <epoch>:<offset>")
             positions.append(Position(int(offset), epoch))
         return cls(channels, positions)
 

@@ -24,11 +24,12 @@ do not). Server pings are left out: the next poll is the heartbeat.
 from __future__ import annotations
 
 import json
+import math
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from gateway.admission import admit_http
+from gateway.admission import admit_http, poll_refusal
 from gateway.frames import FrameKind, OutFrame
 from gateway.node import node_of
 from gateway.transports.httpbase import CORS, HttpSession, read_query
@@ -45,17 +46,24 @@ async def poll(request: Request) -> Response:
     if isinstance(query, Response):
         return query
     cursor = query[1]
-    try:
-        wait = min(float(request.query_params.get("wait", settings.poll_wait)), settings.poll_wait)
-    except ValueError:
-        return PlainTextResponse("wait must be a number of seconds\n", 400, headers=CORS)
+    wait = _wait(request.query_params.get("wait"), settings.poll_wait)
+    if wait is None:
+        return PlainTextResponse(
+            f"wait must be a number of seconds, 0 to {settings.poll_wait:g}\n", 400, headers=CORS
+        )
     if hub.draining:
         return PlainTextResponse("gateway draining; poll another\n", 503, headers=CORS)
     entry = await admit_http(node.security, request, handshake=False)
     if isinstance(entry, Response):
         return entry  # origin (403), limits (429/503) or credentials (401) refused
+    refused = poll_refusal(node.security, entry)
+    if refused is not None:
+        entry.release()
+        return refused
 
     frames: list[OutFrame] = []
+    size = 0
+    full = False
     close: dict[str, object] | None = None
     async with HttpSession(hub, "poll", request.receive, entry) as http:
         session = http.session
@@ -72,9 +80,17 @@ async def poll(request: Request) -> Response:
             for frame in session.take():
                 if frame.kind is FrameKind.PING:
                     continue
+                if len(frames) >= settings.outbox_messages or (
+                    frames and size + len(frame.json) > settings.outbox_bytes
+                ):
+                    # One response stays within the outbox bound. The frames left out are
+                    # not in the cursor either, so the next poll reads them again.
+                    full = True
+                    break
                 frames.append(frame)
+                size += len(frame.json)
                 news = news or _is_news(frame)
-            if subscribing.done() and (news or http.loop.time() >= deadline):
+            if full or (subscribing.done() and (news or http.loop.time() >= deadline)):
                 break
 
     for frame in frames:
@@ -85,6 +101,20 @@ async def poll(request: Request) -> Response:
     return Response(
         body, media_type="application/json", headers={**CORS, "cache-control": "no-store"}
     )
+
+
+def _wait(text: str | None, longest: float) -> float | None:
+    """The seconds a poll may wait: ``text`` (default ``longest``) capped at ``longest``;
+    None when it is not a finite, non-negative number (``nan`` would never time out)."""
+    if text is None:
+        return longest
+    try:
+        wait = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(wait) or wait < 0:
+        return None
+    return min(wait, longest)
 
 
 def _is_news(frame: OutFrame) -> bool:
