@@ -42,10 +42,19 @@ def free_port() -> int:
 
 
 class LocalRedis:
-    """One redis-server child process on 127.0.0.1:``port``; ``args`` are extra options."""
+    """One redis-server child process on 127.0.0.1:``port``; ``args`` are extra options.
+
+    With ``own_session`` the server runs in a session of its own, so a Ctrl-C meant for
+    the parent does not reach it and the parent chooses when it stops.
+    """
 
     def __init__(
-        self, port: int | None = None, binary: str | None = None, args: Sequence[str] = ()
+        self,
+        port: int | None = None,
+        binary: str | None = None,
+        args: Sequence[str] = (),
+        *,
+        own_session: bool = False,
     ) -> None:
         binary = binary or find_redis_server()
         if binary is None:
@@ -58,6 +67,7 @@ class LocalRedis:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="relaycast-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.own_session = own_session
 
     @property
     def url(self) -> str:
@@ -84,7 +94,9 @@ class LocalRedis:
             *self.args,
         ]
         log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.own_session
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

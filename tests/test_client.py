@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from gateway.client import Client, ConnectionState
+from gateway.client import Client, ConnectionState, Message, Subscribed
 from publisher import AsyncPublisher
-from shared.protocol import Message, Subscribed
 from tests.helpers import GatewayProcess, wait_until
 from tests.tcpproxy import FreezingProxy
 

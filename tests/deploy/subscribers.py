@@ -13,11 +13,8 @@ import contextlib
 import statistics
 import time
 
-import msgspec
-
-from gateway.client import Client, ConnectionState
+from gateway.client import Client, ConnectionState, Message, Subscribed
 from publisher import AsyncPublisher
-from shared.protocol import Message, Subscribed
 
 __all__ = ["Crowd", "NumberedPublisher", "spread"]
 
@@ -34,7 +31,7 @@ class _Subscriber:
     async def run(self) -> None:
         async for event in self.client:
             if isinstance(event, Message):
-                self.numbers.append(msgspec.json.decode(event.data)["n"])
+                self.numbers.append(event.data["n"])
             elif isinstance(event, Subscribed):
                 self.subscribed_at.append(time.monotonic())
                 if self.client.last_close is not None and len(self.subscribed_at) > 1:
