@@ -103,9 +103,19 @@ def run_up(settings: Settings, redis_port: int = DEFAULT_REDIS_PORT) -> int:
         nonlocal stopping
         stopping = True
 
+    try:
+        redis = LocalRedis(port=redis_port, own_session=True)
+    except FileNotFoundError as exc:  # no redis-server anywhere
+        print(f"relaycast up: {exc}", file=sys.stderr)
+        return 1
+    try:
+        redis.start()
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        redis.close()
+        print(f"relaycast up: cannot start Redis: {exc}", file=sys.stderr)
+        return 1
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    redis = LocalRedis(port=redis_port, own_session=True).start()
     env = dict(os.environ)
     env["RELAYCAST_REDIS_URL"] = redis.url
     env.setdefault("RELAYCAST_DRAIN_SECONDS", "1")
