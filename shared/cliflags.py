@@ -26,10 +26,16 @@ Command = Callable[[argparse.Namespace], int]
 """What a subcommand runs: parsed flags in, exit status out."""
 
 
+_UNDOCUMENTED = {"log_level": "Log level: debug, info, warning or error"}
+
+
 @functools.cache
 def _field_help() -> dict[str, str]:
     """Field name -> the first sentence of its docstring (empty when it has none)."""
-    tree = ast.parse(inspect.getsource(settings_module))
+    try:
+        tree = ast.parse(inspect.getsource(settings_module))
+    except (OSError, TypeError):  # installed without sources: flags keep their names only
+        return {}
     helps: dict[str, str] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == "Settings":
@@ -40,7 +46,7 @@ def _field_help() -> dict[str, str]:
                 text = ""
                 if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant):
                     text = " ".join(str(doc.value.value).split()).replace("``", "")
-                    text = re.split(r"(?<=[.;)])\s", text, maxsplit=1)[0].rstrip(".;")
+                    text = re.split(r"(?<=[.;])\s+(?=[A-Z`])", text, maxsplit=1)[0].rstrip(".;")
                 helps[field.target.id] = text
     return helps
 
@@ -52,7 +58,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, names: Iterable[str]) ->
     for name in names:
         default = Settings.__struct_defaults__[Settings.fields().index(name)]
         shown = f"{default!r}" if isinstance(default, str) else str(default)
-        text = helps.get(name) or name.replace("_", " ")
+        text = helps.get(name) or _UNDOCUMENTED.get(name) or name.replace("_", " ")
         group.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
