@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 from urllib.parse import urlsplit
 
@@ -134,6 +135,8 @@ async def _follow(urls: list[str], channels: list[str], count: int, token_file: 
 
     for url in urls:
         await _preflight(url)
+    # The client logs each failed connect; tail said it once above and waits quietly.
+    logging.getLogger("relaycast.client").setLevel(logging.WARNING)
     seen = 0
     said: set[str] = set()
     async with Client(urls, channels, token=token if token_file else None) as client:
