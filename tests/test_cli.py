@@ -123,3 +123,25 @@ def test_a_bad_setting_is_one_line_and_exit_2():
     result = run("publish", "demo.hello", "{}", "--max-payload-bytes", "lots")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "bad setting" in result.stderr
+
+
+def test_shared_imports_neither_side():
+    """``shared`` is the contract: the command finds the gateway and the publishers by
+    name at run time, never by an import that points up (the load tooling aside, which
+    is leaving ``shared``)."""
+    import ast
+
+    upward = []
+    for path in sorted((ROOT / "shared").rglob("*.py")):
+        if "bench" in path.relative_to(ROOT / "shared").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            upward += [
+                f"{path.relative_to(ROOT)}: {name}"
+                for name in names
+                if name.split(".")[0] in ("gateway", "publisher", "tests")
+            ]
+    assert not upward, upward
