@@ -70,7 +70,8 @@ log = logging.getLogger("relaycast.client")
 
 class Message:
     """One published message as the client hands it out: ``data`` is the decoded JSON
-    value (decoded on first use), ``raw`` the JSON bytes exactly as published."""
+    value, ``raw`` the JSON bytes exactly as published. ``data`` is decoded on first use,
+    so a subscriber that only forwards ``raw`` never pays for a decode."""
 
     __slots__ = ("_data", "channel", "offset", "raw")
 
