@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from shared.cliflags import add_settings_flags, settings_from
-from shared.localredis import LocalRedis
+from shared.localredis import LocalRedis, die_with_parent
 from shared.settings import Settings
 
 __all__ = ["DEFAULT_REDIS_PORT", "configure_up", "run_up"]
@@ -124,7 +124,9 @@ def run_up(settings: Settings, redis_port: int = DEFAULT_REDIS_PORT) -> int:
     publishers: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def child(*args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(_relaycast(*args), env=env, start_new_session=True)
+        return subprocess.Popen(
+            _relaycast(*args), env=env, start_new_session=True, preexec_fn=die_with_parent
+        )
 
     try:
         gateway = child("gateway", "--host", settings.host, "--port", str(settings.port))

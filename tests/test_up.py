@@ -97,3 +97,16 @@ def test_a_second_up_names_the_busy_port_and_starts_nothing(tmp_path):
     finally:
         up.interrupt()
         up.kill()
+
+
+def test_killing_up_takes_its_children_with_it(tmp_path):
+    up = UpProcess(tmp_path / "up.log")
+    try:
+        up.start()
+        assert up.proc is not None
+        up.proc.kill()  # no chance to stop anything in order
+        up.proc.wait(10)
+        _, alive = psutil.wait_procs(up.children, timeout=20)
+        assert not alive, f"left running: {alive}"
+    finally:
+        up.kill()
