@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/relaycast up
+	$(BIN)/relaycast up $(UP_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -3,7 +3,7 @@
     async with Client("ws://127.0.0.1:8000/ws", ["tasks.demo"]) as client:
         async for event in client:
             if isinstance(event, Message):
-                print(event.channel, event.offset, event.data)
+                print(event.channel, event.offset, event.data)  # data: the decoded JSON value
 
 The client reconnects with exponential backoff and full jitter after anything but a
 terminal close code, answers heartbeats, notices a silent server, remembers the last
@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
+from typing import Any
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
@@ -37,25 +38,63 @@ from shared.protocol import (
     Auth,
     Authenticated,
     Error,
-    Message,
     Ping,
     Pong,
     Position,
     Refresh,
-    ServerMessage,
     Subscribe,
     Subscribed,
     Unsubscribe,
+    Unsubscribed,
     decode_server,
     encode,
 )
+from shared.protocol import Message as WireMessage
 
-__all__ = ["Client", "ConnectionState", "TokenSource"]
+__all__ = [
+    "Client",
+    "ConnectionState",
+    "Error",
+    "Event",
+    "Message",
+    "Subscribed",
+    "TokenSource",
+    "Unsubscribed",
+]
 
 TokenSource = str | Callable[[], str | Awaitable[str]]
 """A token, or a function that returns a fresh one (called per connection and refresh)."""
 
 log = logging.getLogger("relaycast.client")
+
+
+class Message:
+    """One published message as the client hands it out: ``data`` is the decoded JSON
+    value, ``raw`` the JSON bytes exactly as published. ``data`` is decoded on first use,
+    so a subscriber that only forwards ``raw`` never pays for a decode."""
+
+    __slots__ = ("_data", "channel", "offset", "raw")
+
+    _unset: Any = object()
+
+    def __init__(self, channel: str, offset: int, raw: bytes) -> None:
+        self.channel = channel
+        self.offset = offset
+        self.raw = raw
+        self._data: Any = Message._unset
+
+    @property
+    def data(self) -> Any:
+        if self._data is Message._unset:
+            self._data = msgspec.json.decode(self.raw)
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"Message(channel={self.channel!r}, offset={self.offset}, data={self.data!r})"
+
+
+Event = Message | Subscribed | Unsubscribed | Error
+"""What iterating a :class:`Client` yields."""
 
 
 class ConnectionState(enum.StrEnum):
@@ -67,7 +106,8 @@ class ConnectionState(enum.StrEnum):
 
 class Client:
     """A resilient subscriber. Iterate it for :class:`Message`, :class:`Subscribed` and
-    :class:`Error` events; a ``None`` never appears, iteration ends when the client closes."""
+    :class:`Error` events (all three importable from here); iteration ends when the
+    client closes."""
 
     def __init__(
         self,
@@ -92,7 +132,7 @@ class Client:
         """Messages dropped because their offset was already seen (a gateway never sends any)."""
         self._backoff = (backoff_base, backoff_cap)
         self._heartbeat_timeout = heartbeat_timeout
-        self._events: asyncio.Queue[ServerMessage | None] = asyncio.Queue(queue_size)
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue(queue_size)
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -150,10 +190,10 @@ class Client:
     ) -> None:
         await self.close()
 
-    def __aiter__(self) -> AsyncIterator[ServerMessage]:
+    def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[ServerMessage]:
+    async def _iterate(self) -> AsyncIterator[Event]:
         while True:
             event = await self._events.get()
             if event is None:
@@ -237,18 +277,26 @@ class Client:
         if isinstance(frame, Authenticated):
             self._schedule_refresh(ws, frame.expires)
             return
-        if isinstance(frame, Message):
+        event: Event
+        if isinstance(frame, WireMessage):
             known = self.positions.get(frame.channel)
             if known is not None and frame.offset <= known.offset:
                 self.duplicates += 1  # never hand a message out twice
                 return
             epoch = known.epoch if known is not None else ""
             self.positions[frame.channel] = Position(frame.offset, epoch)
+            event = Message(frame.channel, frame.offset, bytes(frame.data))
         elif isinstance(frame, Subscribed):
             self.positions[frame.channel] = Position(frame.offset, frame.epoch)
+            event = frame
         elif isinstance(frame, Error):
             log.warning("gateway error %s: %s (%s)", frame.code, frame.message, frame.channel)
-        await self._events.put(frame)
+            event = frame
+        elif isinstance(frame, Unsubscribed):
+            event = frame
+        else:
+            return
+        await self._events.put(event)
 
     # --- tokens --------------------------------------------------------------------------
 

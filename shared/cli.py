@@ -1,221 +1,98 @@
-"""The ``relaycast`` command: hands each subcommand to its home.
+"""The ``relaycast`` command: a table of subcommands, each configured by its home.
 
-    relaycast up                      Redis, a gateway and the publishers, for a try-out
-    relaycast gateway [--port 8000]   one gateway process
-    relaycast publish CHANNEL JSON    publish one message
-    relaycast tail URL CHANNEL...     print a channel's messages as JSON lines
-    relaycast metrics                 publish this host's metrics while anyone listens
-    relaycast alerts                  raise and resolve alerts from rules over the metrics
-    relaycast drain [--pid 1]         drain a gateway and wait for it (a preStop hook)
-    relaycast bench SCENARIO          measure gateways (fanout, idle, replay, sweep...)
+The table names each subcommand's home as ``"module:function"``; only the chosen one is
+imported (with importlib, at run time), so ``shared`` imports neither the gateway nor the
+publishers, and ``relaycast gateway`` loads nothing of the publishers or the bench. The
+function fills in the subcommand's parser with its own flags and sets ``func``.
 
-Every setting is a flag too: ``--redis-url`` sets ``RELAYCAST_REDIS_URL``, and so on.
+``relaycast bench`` lives with the tests (``tests/bench``): it runs from a source
+checkout, found next to the installed ``shared`` package.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
-import logging
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-import msgspec
+from shared.cliflags import run_command
 
-from shared.settings import Settings, SettingsError
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-__all__ = ["main"]
+COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("shared.up:configure_up", "start Redis, a gateway and the publishers (make run)"),
+    "gateway": ("gateway.cli:configure_gateway", "run one gateway process"),
+    "tail": ("gateway.cli:configure_tail", "print the messages of channels as JSON lines"),
+    "publish": ("publisher.cli:configure_publish", "publish one JSON message into a channel"),
+    "metrics": ("publisher.cli:configure_metrics", "publish this host's metrics (psutil)"),
+    "alerts": ("publisher.cli:configure_alerts", "raise and resolve alerts from rules"),
+    "demo": ("publisher.cli:configure_demo", "publish demo tasks and ticks continuously"),
+    "drain": ("gateway.cli:configure_drain", "drain a gateway (SIGTERM) and wait for its exit"),
+    "bench": ("", "measure gateways: fanout, idle, replay, sweep... (from a source checkout)"),
+}
+"""Subcommand -> (its home, ``"module:function"``, and its one-line help)."""
 
-
-def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
-    for name in names:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="V")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.load({n: getattr(args, n, None) for n in Settings.fields()})
-
-
-def _cmd_gateway(args: argparse.Namespace) -> int:
-    from gateway.server import serve
-
-    serve(_settings(args))
-    return 0
-
-
-def _cmd_publish(args: argparse.Namespace) -> int:
-    from publisher.publish import Publisher
-
-    try:
-        data = json.loads(args.json)
-    except json.JSONDecodeError as exc:
-        print(f"relaycast publish: JSON is not valid: {exc}", file=sys.stderr)
-        return 2
-    with Publisher(settings=_settings(args)) as publisher:
-        position = publisher.publish(args.channel, data)
-    print(json.dumps({"channel": args.channel, "offset": position.offset, "epoch": position.epoch}))
-    return 0
+BENCH_HOME = "tests.bench.cli"
+"""Where ``relaycast bench`` is defined, in a source checkout."""
 
 
-def _cmd_tail(args: argparse.Namespace) -> int:
-    from gateway.client import Client
-    from shared.protocol import Error, Message, Subscribed
-
-    token_file = args.token_file
-
-    def token() -> str:
-        with open(token_file) as file:  # read again for each connection and refresh
-            return file.read().strip()
-
-    async def run() -> None:
-        count = 0
-        source = token if token_file else None
-        async with Client(args.url.split(","), args.channels, token=source) as client:
-            async for event in client:
-                if isinstance(event, Message):
-                    line = {
-                        "channel": event.channel,
-                        "offset": event.offset,
-                        "data": msgspec.json.decode(event.data),
-                    }
-                    print(json.dumps(line), flush=True)
-                    count += 1
-                    if args.count and count >= args.count:
-                        return
-                elif isinstance(event, Subscribed):
-                    lost = "; history lost" if event.recovered is False else ""
-                    print(
-                        f"# subscribed {event.channel} after offset {event.offset}{lost}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                elif isinstance(event, Error):
-                    print(f"# error {event.code}: {event.message}", file=sys.stderr, flush=True)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-    return 0
+def resolve(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    func: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return func
 
 
-def _cmd_drain(args: argparse.Namespace) -> int:
-    from gateway.prestop import drain
-
-    return 0 if drain(args.pid, _settings(args).drain_seconds) else 1
-
-
-def _cmd_up(args: argparse.Namespace) -> int:
-    from shared.up import run_up
-
-    return run_up(_settings(args))
-
-
-def _cmd_metrics(args: argparse.Namespace) -> int:
-    from publisher.metrics import run_metrics
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_metrics(_settings(args)))
-    return 0
-
-
-def _cmd_alerts(args: argparse.Namespace) -> int:
-    from publisher.alert_rules import RulesError
-    from publisher.alerts import run_alerts
-
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_alerts(_settings(args)))
-    except (RulesError, ValueError) as exc:
-        print(f"relaycast alerts: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from publisher.demo import run_demo
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(_settings(args), interval=float(args.interval)))
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="relaycast", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    every = Settings.fields()
-
-    p = sub.add_parser("gateway", help="run one gateway process")
-    _add_settings_flags(p, every)
-    p.set_defaults(func=_cmd_gateway)
-
-    p = sub.add_parser("publish", help="publish one JSON message")
-    p.add_argument("channel")
-    p.add_argument("json", help="the message, as JSON")
-    _add_settings_flags(p, every)
-    p.set_defaults(func=_cmd_publish)
-
-    p = sub.add_parser("tail", help="print messages of channels as JSON lines")
-    p.add_argument(
-        "url",
-        help="gateway WebSocket URL, e.g. ws://127.0.0.1:8000/ws; several, comma-separated,"
-        " are tried in turn on reconnect (it resumes from its last offsets on any of them)",
-    )
-    p.add_argument("channels", nargs="+")
-    p.add_argument("--count", type=int, default=0, help="stop after this many messages")
-    p.add_argument(
-        "--token-file",
-        help="file holding a connection token (JWT); read again for each connection and refresh",
-    )
-    p.set_defaults(func=_cmd_tail)
-
-    p = sub.add_parser("drain", help="drain a gateway (SIGTERM) and wait until it exits")
-    p.add_argument("--pid", type=int, default=1, help="the gateway's pid (default 1: a container)")
-    _add_settings_flags(p, every)
-    p.set_defaults(func=_cmd_drain)
-
-    p = sub.add_parser("up", help="start Redis, a gateway and the publishers locally")
-    _add_settings_flags(p, every)
-    p.set_defaults(func=_cmd_up)
-
-    p = sub.add_parser("metrics", help="publish this host's metrics (psutil)")
-    _add_settings_flags(p, every)
-    p.set_defaults(func=_cmd_metrics)
-
-    p = sub.add_parser("alerts", help="raise and resolve alerts from rules over the metrics")
-    _add_settings_flags(p, every)
-    p.set_defaults(func=_cmd_alerts)
-
-    p = sub.add_parser("demo", help="publish demo events continuously")
-    p.add_argument("--interval", default="1.0", help="seconds between demo events")
-    _add_settings_flags(p, every)
-    p.set_defaults(func=_cmd_demo)
-
-    # The bench rig lives in the checkout's tests/, beside this package, which an
-    # editable install does not put on sys.path; an installed wheel has no bench.
+def _bench_home() -> Any | None:
+    """The bench's CLI module from the source checkout this ``shared`` came from, or None."""
     root = Path(__file__).resolve().parent.parent
-    if (root / "tests" / "bench" / "cli.py").is_file():
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-        from tests.bench.cli import add_parser as add_bench
+    if not (root / Path(*BENCH_HOME.split("."))).with_suffix(".py").is_file():
+        return None
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(BENCH_HOME)
 
-        add_bench(sub)
+
+def _no_bench(args: argparse.Namespace) -> int:
+    print(
+        "relaycast bench runs from a source checkout (clone the repository, then make bench)",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s home is imported to give it its flags."""
+    parser = argparse.ArgumentParser(
+        prog="relaycast",
+        description="Relaycast: a real-time broadcaster over Redis. "
+        "`relaycast COMMAND --help` shows a command's flags.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (target, help_line) in COMMANDS.items():
+        if name != command:
+            sub.add_parser(name, help=help_line)
+        elif name == "bench":
+            home = _bench_home()
+            if home is not None:
+                home.add_parser(sub)
+            else:
+                p = sub.add_parser(name, help=help_line, add_help=False)
+                p.add_argument("rest", nargs=argparse.REMAINDER)
+                p.set_defaults(func=_no_bench)
+        else:
+            p = sub.add_parser(name, help=help_line, description=help_line)
+            resolve(target)(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return int(args.func(args))
-    except SettingsError as exc:
-        print(f"relaycast: bad setting: {exc}", file=sys.stderr)
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    return run_command(f"relaycast {args.command}", args)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,23 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["LocalRedis", "find_redis_server", "free_port"]
+__all__ = ["LocalRedis", "die_with_parent", "find_redis_server", "free_port"]
+
+
+def die_with_parent() -> None:
+    """In a child before exec (``preexec_fn``): on Linux, get SIGTERM when the parent dies,
+    so a child in a session of its own is not left running if its parent is killed."""
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def find_redis_server() -> str | None:
@@ -42,10 +53,20 @@ def free_port() -> int:
 
 
 class LocalRedis:
-    """One redis-server child process on 127.0.0.1:``port``; ``args`` are extra options."""
+    """One redis-server child process on 127.0.0.1:``port``; ``args`` are extra options.
+
+    With ``own_session`` the server runs in a session of its own, so a Ctrl-C meant for
+    the parent does not reach it and the parent chooses when it stops (and it stops when
+    the parent dies).
+    """
 
     def __init__(
-        self, port: int | None = None, binary: str | None = None, args: Sequence[str] = ()
+        self,
+        port: int | None = None,
+        binary: str | None = None,
+        args: Sequence[str] = (),
+        *,
+        own_session: bool = False,
     ) -> None:
         binary = binary or find_redis_server()
         if binary is None:
@@ -58,6 +79,7 @@ class LocalRedis:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="relaycast-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.own_session = own_session
 
     @property
     def url(self) -> str:
@@ -84,7 +106,13 @@ class LocalRedis:
             *self.args,
         ]
         log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=self.own_session,
+            preexec_fn=die_with_parent if self.own_session else None,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -88,8 +88,42 @@ def report_figure() -> Callable[[str], None]:
     return _FIGURES.append
 
 
+INSTALL_HINTS = {
+    "chromium": "apt-get install -y chromium haproxy",
+    "haproxy": "apt-get install -y chromium haproxy",
+    "redis-server": "apt-get install -y redis-server",
+}
+"""A word in a skip's reason -> the command that installs what it lacks."""
+
+
+def _skipped_parts(reports: list[pytest.TestReport]) -> dict[tuple[str, str], int]:
+    """(part of the suite, reason) -> how many tests it skipped."""
+    parts: dict[tuple[str, str], int] = {}
+    for report in reports:
+        if not isinstance(report.longrepr, tuple):
+            continue
+        where, reason = report.nodeid.split("::")[0], str(report.longrepr[2])
+        if where.startswith("tests/test_docs.py"):
+            where = "documentation blocks not run"
+        else:
+            where = os.path.dirname(where) if "/" in where.removeprefix("tests/") else where
+        key = (where, reason.removeprefix("Skipped: "))
+        parts[key] = parts.get(key, 0) + 1
+    return parts
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _FIGURES:
         terminalreporter.section("figures")
         for line in _FIGURES:
             terminalreporter.write_line(line)
+    parts = _skipped_parts(terminalreporter.stats.get("skipped", []))
+    if parts:
+        terminalreporter.section("skipped, and why")
+        hints: set[str] = set()
+        for (where, reason), count in sorted(parts.items()):
+            terminalreporter.write_line(f"{where}: {count} skipped: {reason}")
+            if not where.startswith("documentation"):
+                hints.update(cmd for word, cmd in INSTALL_HINTS.items() if word in reason.lower())
+        for command in sorted(hints):
+            terminalreporter.write_line(f"to run them too, as root: {command}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from gateway.client import Client, ConnectionState
+import msgspec
+
+from gateway.client import Client, ConnectionState, Message, Subscribed
 from publisher import AsyncPublisher
-from shared.protocol import Message, Subscribed
 from tests.helpers import GatewayProcess, wait_until
 from tests.tcpproxy import FreezingProxy
 
@@ -73,3 +74,16 @@ async def test_a_refused_handshake_is_retried_not_fatal(redis_server, gateways):
     await wait_until(lambda: client.connects >= 3, 10, "retries")
     assert client.state in (ConnectionState.RECONNECTING, ConnectionState.CONNECTING)
     await client.close()
+
+
+async def test_messages_carry_the_decoded_data_and_the_raw_bytes(redis_server, gateways):
+    gw = GatewayProcess.start(gateways, redis_server.url)
+    async with Client(gw.ws_url, ["sdk.data"]) as client:
+        async with asyncio.timeout(10):
+            assert isinstance(await anext(aiter(client)), Subscribed)
+        async with AsyncPublisher(redis_server.url) as publisher:
+            await publisher.publish("sdk.data", {"id": 7, "state": "paid", "tags": ["a"]})
+        message = await next_message(client)
+    assert message.data == {"id": 7, "state": "paid", "tags": ["a"]}
+    assert msgspec.json.decode(message.raw) == message.data and isinstance(message.raw, bytes)
+    assert "msgspec" not in repr(message) and "'paid'" in repr(message)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from publisher import AsyncPublisher
 from tests.helpers import ROOT, GatewayProcess, wait_until
@@ -49,3 +50,68 @@ async def test_tail_resumes_on_the_next_gateway_without_gaps_or_repeats(
     assert code == 0
     assert [line["data"]["n"] for line in lines] == list(range(1, 21))
     assert [line["offset"] for line in lines] == list(range(1, 21))
+
+
+def _tail(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", "tail", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_tail_refuses_an_http_url_in_one_line():
+    result = _tail("http://127.0.0.1:8000/ws", "demo.ticks")
+    assert result.returncode == 1
+    assert "ws://127.0.0.1:8000/ws" in _one_line(result.stderr)
+
+
+def test_tail_refuses_an_invalid_channel_in_one_line():
+    result = _tail("ws://127.0.0.1:8000/ws", "no spaces!")
+    assert result.returncode == 1
+    assert "invalid channel" in _one_line(result.stderr)
+
+
+def test_tail_gives_up_on_a_wrong_path(redis_server, gateways):
+    gateway = GatewayProcess.start(gateways, redis_server.url)
+    result = _tail(f"ws://127.0.0.1:{gateway.port}/nope", "demo.ticks")
+    assert result.returncode == 1
+    assert "answered HTTP 404" in _one_line(result.stderr)
+
+
+def test_tail_waits_on_a_quiet_channel_and_says_once_it_is_subscribed(
+    redis_server, gateways, tmp_path
+):
+    gateway = GatewayProcess.start(gateways, redis_server.url)
+    err = tmp_path / "tail.err"
+    with open(err, "wb") as notes:
+        tail = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "tail", gateway.ws_url, "quiet.channel"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=notes,
+        )
+    try:
+        wait_until_sync(lambda: "# subscribed quiet.channel" in err.read_text(), 20)
+        time.sleep(1)
+        assert tail.poll() is None  # still waiting for messages
+        assert err.read_text().count("subscribed") == 1, err.read_text()
+    finally:
+        tail.send_signal(signal.SIGINT)
+        code = tail.wait(10)
+    assert code == 0 and "Traceback" not in err.read_text()
+
+
+def wait_until_sync(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

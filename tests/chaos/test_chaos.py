@@ -19,9 +19,8 @@ from collections import defaultdict
 
 import redis.asyncio as aioredis
 
-from gateway.client import Client
+from gateway.client import Client, Message, Subscribed
 from publisher import AsyncPublisher
-from shared.protocol import Message, Subscribed
 from tests.chaos.stalling import StallingClient
 from tests.helpers import GatewayProcess, wait_until
 
@@ -46,15 +45,9 @@ class Tally:
     async def consume(self) -> None:
         async for event in self.client:
             if isinstance(event, Message):
-                self.received[event.channel].append(_number(event.data))
+                self.received[event.channel].append(int(event.data["n"]))
             elif isinstance(event, Subscribed) and event.recovered is False:
                 self.not_recovered += 1
-
-
-def _number(data: object) -> int:
-    import msgspec
-
-    return int(msgspec.json.decode(data)["n"])  # type: ignore[arg-type]
 
 
 def _missing(got: list[int], sent: int) -> str:

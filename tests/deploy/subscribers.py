@@ -13,10 +13,7 @@ import contextlib
 import statistics
 import time
 
-import msgspec
-
-from gateway.client import Client, ConnectionState
-from shared.protocol import Message, Subscribed
+from gateway.client import Client, ConnectionState, Message, Subscribed
 
 __all__ = ["Crowd", "spread"]
 
@@ -33,7 +30,7 @@ class _Subscriber:
     async def run(self) -> None:
         async for event in self.client:
             if isinstance(event, Message):
-                self.numbers.append(msgspec.json.decode(event.data)["n"])
+                self.numbers.append(event.data["n"])
             elif isinstance(event, Subscribed):
                 self.subscribed_at.append(time.monotonic())
                 if self.client.last_close is not None and len(self.subscribed_at) > 1:

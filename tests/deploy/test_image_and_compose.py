@@ -47,7 +47,7 @@ def compose() -> dict[str, Any]:
 def is_command(name: str) -> bool:
     """Whether ``relaycast NAME`` is a subcommand (that needs no arguments)."""
     try:
-        build_parser().parse_args([name])
+        build_parser(name).parse_args([name])
     except SystemExit:
         return False
     return True

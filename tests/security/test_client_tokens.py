@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from gateway.client import Client
+from gateway.client import Client, Message, Subscribed
 from publisher import AsyncPublisher
-from shared.protocol import Message, Subscribed
 
 
 async def test_client_refreshes_its_token_and_outlives_each_one(gateway, keys, redis_url):
