@@ -7,8 +7,7 @@ from typing import Any
 
 import msgspec
 
-from shared.broker.base import Publication
-from shared.protocol import Message, encode
+from shared.protocol import Message, Publication, encode
 
 __all__ = ["OutFrame", "control", "message"]
 

@@ -7,8 +7,7 @@ import json
 from gateway.commands import Limits, SubscribeCommand, UnsubscribeCommand
 from gateway.frames import OutFrame, control, message
 from gateway.session import Session
-from shared.broker.base import Publication
-from shared.protocol import CloseCode, Subscribed
+from shared.protocol import CloseCode, Publication, Subscribed
 
 
 def frames(session: Session) -> list[dict]:

@@ -34,7 +34,7 @@ from shared.bench.pubload import payload
 from shared.bench.rig import Rig
 from shared.bench.wire import text_frame
 from shared.broker import create_broker
-from shared.broker.base import Publication
+from shared.protocol import Publication
 from shared.settings import Settings
 
 __all__ = ["hotpath"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.broker.base import Broker, BrokerEventHandler, BrokerUnavailable, History, Publication
+from shared.broker.base import Broker, BrokerEventHandler, BrokerUnavailable, History
 from shared.settings import Settings
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "BrokerEventHandler",
     "BrokerUnavailable",
     "History",
-    "Publication",
     "create_broker",
 ]
 

@@ -15,26 +15,13 @@ from typing import Protocol
 import msgspec
 
 from shared.channels import ChannelOptions
-from shared.protocol import Position
+from shared.protocol import Position, Publication
 
-__all__ = ["Broker", "BrokerEventHandler", "BrokerUnavailable", "History", "Publication"]
+__all__ = ["Broker", "BrokerEventHandler", "BrokerUnavailable", "History"]
 
 
 class BrokerUnavailable(ConnectionError):
     """The broker cannot be reached right now; the caller may retry later."""
-
-
-class Publication(msgspec.Struct, array_like=True, frozen=True):
-    """One published message as it travels through the broker (msgpack on Redis).
-
-    ``data`` is the published value already encoded as JSON text; no gateway decodes it.
-    ``time`` is the publisher's wall clock at publish, in seconds since the epoch.
-    """
-
-    offset: int
-    epoch: str
-    data: str
-    time: float
 
 
 class History(msgspec.Struct, frozen=True):

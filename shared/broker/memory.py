@@ -5,9 +5,9 @@ from __future__ import annotations
 import time as _time
 from collections import deque
 
-from shared.broker.base import Broker, BrokerEventHandler, History, Publication, new_epoch
+from shared.broker.base import Broker, BrokerEventHandler, History, new_epoch
 from shared.channels import ChannelOptions
-from shared.protocol import Position
+from shared.protocol import Position, Publication
 
 __all__ = ["MemoryBroker"]
 

@@ -31,19 +31,16 @@ from shared.broker.base import (
     BrokerEventHandler,
     BrokerUnavailable,
     History,
-    Publication,
 )
 from shared.broker.probe import Probe, Verdict, watch
 from shared.broker.redis_link import PubSubLink, Reply, open_link
 from shared.broker.store import RedisStore
 from shared.channels import ChannelOptions
-from shared.protocol import Position
+from shared.protocol import Position, decode_publication
 
 __all__ = ["RedisBroker"]
 
 log = logging.getLogger("relaycast.broker")
-
-_decode_publication = msgspec.msgpack.Decoder(Publication).decode
 
 
 class RedisBroker:
@@ -179,7 +176,7 @@ class RedisBroker:
             channel = self._names.get(name)
             if channel is not None and self._handler is not None:
                 try:
-                    publication = _decode_publication(reply[2])
+                    publication = decode_publication(reply[2])
                 except msgspec.DecodeError:
                     log.warning("dropped a malformed publication on %s", channel)
                     return

@@ -43,7 +43,6 @@ from shared.broker.base import (
     BrokerEventHandler,
     BrokerUnavailable,
     History,
-    Publication,
 )
 from shared.broker.cluster_topology import Shard, read_slot_map
 from shared.broker.probe import Verdict, watch
@@ -51,13 +50,11 @@ from shared.broker.redis_link import Reply, open_link
 from shared.broker.redis_url import Address, async_command_client, parse_redis_url
 from shared.broker.store import RedisStore
 from shared.channels import ChannelOptions
-from shared.protocol import Position
+from shared.protocol import Position, decode_publication
 
 __all__ = ["RedisClusterBroker"]
 
 log = logging.getLogger("relaycast.broker")
-
-_decode_publication = msgspec.msgpack.Decoder(Publication).decode
 
 
 class RedisClusterBroker:
@@ -213,7 +210,7 @@ class RedisClusterBroker:
             channel = self._names.get(name)
             if channel is not None and self._handler is not None:
                 try:
-                    publication = _decode_publication(reply[2])
+                    publication = decode_publication(reply[2])
                 except msgspec.DecodeError:
                     log.warning("dropped a malformed publication on %s", channel)
                     return

@@ -74,6 +74,7 @@ if size > 0 then
     redis.call('XDEL', KEYS[2], oldest[1][1])
   end
 end
+-- shared.protocol.Publication, array-like: {offset, epoch, data, time}
 redis.call('PUBLISH', KEYS[3], cmsgpack.pack({offset, epoch, ARGV[1], tonumber(ARGV[2])}))
 return {offset, epoch}
 """

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 from redis.exceptions import RedisError
 
-from shared.broker.base import BrokerUnavailable, History, Publication, new_epoch
+from shared.broker.base import BrokerUnavailable, History, new_epoch
 from shared.broker.scripts import (
     HISTORY_LUA,
     PUBLISH_LUA,
@@ -28,7 +28,7 @@ from shared.broker.scripts import (
     publish_args,
 )
 from shared.channels import ChannelOptions
-from shared.protocol import Position
+from shared.protocol import Position, Publication
 
 __all__ = ["CONCURRENCY", "RedisStore"]
 

@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from publisher import AsyncPublisher, Publisher
-from shared.broker import Broker, Publication, create_broker
+from shared.broker import Broker, create_broker
 from shared.channels import ChannelOptions
-from shared.protocol import Position
+from shared.protocol import Position, Publication
 from shared.settings import Settings
 from tests.broker.topologies import wait_for
 from tests.helpers import wait_until
