@@ -28,7 +28,7 @@ from typing import Any
 
 import redis
 
-from shared.broker.scripts import PUBLISH_LUA
+from shared.broker.redis_scripts import PUBLISH_LUA
 from shared.localredis import LocalRedis
 
 CHANNELS = 100

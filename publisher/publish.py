@@ -23,8 +23,8 @@ from redis.exceptions import RedisError
 
 from shared.broker import BrokerUnavailable
 from shared.broker.base import new_epoch
+from shared.broker.redis_scripts import channel_keys, publish_args
 from shared.broker.redis_url import async_command_client, blocking_command_client, parse_redis_url
-from shared.broker.scripts import channel_keys, publish_args
 from shared.channels import check_channel
 from shared.protocol import Position
 from shared.settings import Settings

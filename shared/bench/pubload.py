@@ -1,7 +1,7 @@
 """The bench publisher: numbered, timestamped messages into Redis at a paced rate.
 
 It speaks RESP on a plain socket and pipelines ``EVALSHA`` of the same publish script
-the publisher library runs (:data:`shared.broker.scripts.PUBLISH_LUA`), so a message
+the publisher library runs (:data:`shared.broker.redis_scripts.PUBLISH_LUA`), so a message
 gets its offset and history exactly as a real publish does, at a few microseconds of
 Python per message. Payloads are ``{"t":<publish time>,"n":<number>,"p":"xx..."}``,
 padded to the requested size: :mod:`shared.bench.wsload` reads ``t`` and ``n`` back.
@@ -24,7 +24,7 @@ import hiredis
 from redis.connection import parse_url
 
 from shared.broker.redis_link import encode_command
-from shared.broker.scripts import PUBLISH_LUA, channel_keys, publish_args
+from shared.broker.redis_scripts import PUBLISH_LUA, channel_keys, publish_args
 from shared.channels import Namespaces
 
 __all__ = ["PublishConfig", "PublishResult", "payload", "publish", "run"]

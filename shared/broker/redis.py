@@ -32,9 +32,9 @@ from shared.broker.base import (
     BrokerUnavailable,
     History,
 )
-from shared.broker.probe import Probe, Verdict, watch
 from shared.broker.redis_link import PubSubLink, Reply, open_link
-from shared.broker.store import RedisStore
+from shared.broker.redis_probe import Probe, Verdict, watch
+from shared.broker.redis_store import RedisStore
 from shared.channels import ChannelOptions
 from shared.protocol import Position, decode_publication
 
@@ -219,7 +219,7 @@ class RedisBroker:
         except BaseException:
             link.abort()
             raise
-        link._on_reply = self._on_reply  # from now on, deliver
+        link.deliver_to(self._on_reply)
         return link
 
     async def _supervise(self) -> None:

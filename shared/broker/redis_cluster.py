@@ -45,10 +45,10 @@ from shared.broker.base import (
     History,
 )
 from shared.broker.cluster_topology import Shard, read_slot_map
-from shared.broker.probe import Verdict, watch
 from shared.broker.redis_link import Reply, open_link
+from shared.broker.redis_probe import Verdict, watch
+from shared.broker.redis_store import RedisStore
 from shared.broker.redis_url import Address, async_command_client, parse_redis_url
-from shared.broker.store import RedisStore
 from shared.channels import ChannelOptions
 from shared.protocol import Position, decode_publication
 

@@ -24,7 +24,7 @@ import redis.asyncio.sentinel as aiosentinel
 import redis.cluster
 import redis.sentinel
 
-from shared.broker.scripts import PUBLISH_LUA, SHARDED_PUBLISH_LUA
+from shared.broker.redis_scripts import PUBLISH_LUA, SHARDED_PUBLISH_LUA
 
 __all__ = [
     "CLUSTER_SCHEME",

@@ -3,7 +3,7 @@
 A state change (a task moving on, an alert raised) and the events announcing it must
 agree: nobody may see an event for a change that did not happen, or a change without its
 event. Each script checks, writes and publishes inside Redis at once. Its publishes run
-:data:`~shared.broker.scripts.PUBLISH_LUA` itself, wrapped as a Lua function, so each event
+:data:`~shared.broker.redis_scripts.PUBLISH_LUA` itself, wrapped as a Lua function, so each event
 gets its channel's next offset and its place in history exactly like any other message.
 
 Such a script touches keys of several channels, so it needs them on one Redis server
@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from shared.broker.base import new_epoch
-from shared.broker.scripts import PUBLISH_LUA, channel_keys, publish_args
+from shared.broker.redis_scripts import PUBLISH_LUA, channel_keys, publish_args
 from shared.settings import Settings
 
 __all__ = ["Publishes", "ttl_seconds", "with_publish"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared.broker.redis_scripts import PUBLISH_LUA, SHARDED_PUBLISH_LUA
 from shared.broker.redis_url import parse_redis_url
-from shared.broker.scripts import PUBLISH_LUA, SHARDED_PUBLISH_LUA
 
 
 def test_a_plain_redis_url_is_one_server_and_passed_on_as_is():

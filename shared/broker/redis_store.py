@@ -19,7 +19,7 @@ import redis.asyncio.cluster as aiocluster
 from redis.exceptions import RedisError
 
 from shared.broker.base import BrokerUnavailable, History, new_epoch
-from shared.broker.scripts import (
+from shared.broker.redis_scripts import (
     HISTORY_LUA,
     PUBLISH_LUA,
     RENEW_EPOCH_LUA,
