@@ -18,6 +18,7 @@ from gateway.transports.asgi_ws import websocket_fallback
 from gateway.transports.poll import poll
 from gateway.transports.sse import sse
 from shared.broker import create_broker
+from shared.broker.redis_url import redacted_url
 from shared.settings import Settings
 
 __all__ = ["create_app", "from_environment"]
@@ -44,7 +45,7 @@ def create_app(settings: Settings) -> Starlette:
         await broker.start(hub)
         heartbeat = asyncio.create_task(hub.heartbeat(), name="relaycast-heartbeat")
         rebalance = asyncio.create_task(run_rebalancer(hub), name="relaycast-rebalance")
-        log.info("gateway %s up; broker %s", settings.gateway_id, _safe_url(settings.redis_url))
+        log.info("gateway %s up; broker %s", settings.gateway_id, redacted_url(settings.redis_url))
         try:
             yield {"hub": hub, "security": security}
         finally:
@@ -78,11 +79,3 @@ def from_environment() -> Starlette:
     """The app with settings from ``RELAYCAST_*`` variables, for ASGI servers other than
     ``relaycast gateway``: ``uvicorn --factory gateway.app:from_environment``."""
     return create_app(Settings.load())
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
