@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.broker.base import Broker, BrokerEventHandler, BrokerUnavailable, History
+from shared.broker.base import (
+    Broker,
+    BrokerEventHandler,
+    BrokerUnavailable,
+    History,
+    InvalidPosition,
+)
 from shared.settings import Settings
 
 __all__ = [
@@ -12,6 +18,7 @@ __all__ = [
     "BrokerEventHandler",
     "BrokerUnavailable",
     "History",
+    "InvalidPosition",
     "create_broker",
 ]
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time as _time
 from collections import deque
 
-from shared.broker.base import Broker, BrokerEventHandler, History, new_epoch
+from shared.broker.base import (
+    PROVISIONAL_POSITION_TTL,
+    Broker,
+    BrokerEventHandler,
+    History,
+    check_since,
+    new_epoch,
+)
 from shared.channels import ChannelOptions
 from shared.protocol import Position, Publication
 
@@ -29,6 +36,7 @@ class MemoryBroker:
         self._handler: BrokerEventHandler | None = None
         self._subscribed: set[str] = set()
         self._streams: dict[str, _Stream] = {}
+        self._provisional: deque[tuple[float, str]] = deque()
 
     @property
     def up(self) -> bool:
@@ -55,6 +63,20 @@ class MemoryBroker:
             stream.items.clear()
         return stream
 
+    def _position(self, channel: str) -> _Stream:
+        """The channel's stream for a read. A channel never published gets a provisional
+        one that is forgotten after PROVISIONAL_POSITION_TTL unless a publish comes, as in
+        Redis: reads must not make the process grow."""
+        now = _time.monotonic()
+        while self._provisional and self._provisional[0][0] < now:
+            _, name = self._provisional.popleft()
+            stale = self._streams.get(name)
+            if stale is not None and stale.offset == 0:
+                del self._streams[name]
+        if channel not in self._streams:
+            self._provisional.append((now + PROVISIONAL_POSITION_TTL, channel))
+        return self._stream(channel)
+
     async def publish(
         self, channel: str, data: bytes | str, options: ChannelOptions, time: float
     ) -> Position:
@@ -79,7 +101,8 @@ class MemoryBroker:
         since: int | None = None,
         limit: int = 0,
     ) -> History:
-        stream = self._stream(channel)
+        check_since(since)
+        stream = self._position(channel)
         items: list[Publication] = []
         if limit > 0:
             if since is None:

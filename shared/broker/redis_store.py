@@ -18,7 +18,13 @@ import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 from redis.exceptions import RedisError
 
-from shared.broker.base import BrokerUnavailable, History, new_epoch
+from shared.broker.base import (
+    PROVISIONAL_POSITION_TTL,
+    BrokerUnavailable,
+    History,
+    check_since,
+    new_epoch,
+)
 from shared.broker.redis_scripts import (
     HISTORY_LUA,
     PUBLISH_LUA,
@@ -74,8 +80,9 @@ class RedisStore:
         since: int | None = None,
         limit: int = 0,
     ) -> History:
+        check_since(since)
         meta, stream, _ = channel_keys(self._prefix, channel)
-        args = ("" if since is None else since, limit, new_epoch(), meta_ttl(options))
+        args = ("" if since is None else since, limit, new_epoch(), PROVISIONAL_POSITION_TTL)
         reply = await self._run("history", self._history, [meta, stream], args)
         offset, epoch, entries = int(reply[0]), reply[1].decode(), reply[2]
         publications = [_entry(entry, epoch) for entry in entries]
