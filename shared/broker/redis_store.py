@@ -12,6 +12,7 @@ redis-py's connection pool refuses ("Too many connections") rather than queue th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -56,6 +57,22 @@ class RedisStore:
         self._history = client.register_script(HISTORY_LUA)
         self._renew = client.register_script(RENEW_EPOCH_LUA)
         self._turns = asyncio.Semaphore(CONCURRENCY)
+
+    async def release_idle(self) -> None:
+        """Close the command connections no script is using; they reopen when needed.
+
+        The pool grows to as many connections as scripts ran at once (at most
+        :data:`CONCURRENCY` per server) and would keep them all for good.
+        """
+        with contextlib.suppress(RedisError, OSError):
+            if isinstance(self.client, aiocluster.RedisCluster):
+                for node in self.client.get_nodes():
+                    await node.disconnect_free_connections()
+            else:
+                await self.client.connection_pool.disconnect(inuse_connections=False)
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
     async def _run(self, what: str, script: Any, keys: Any, args: Any) -> Any:
         try:

@@ -96,13 +96,24 @@ class ReadinessWatch:
     def __init__(self, gateway: GatewayProcess) -> None:
         self.gateway = gateway
         self.statuses: list[int] = []
+        self.timeline: list[tuple[float, int]] = []  # (time.monotonic(), status)
         self._task: asyncio.Task[None] | None = None
 
     async def _poll(self) -> None:
         while True:
             status, _ = await asyncio.to_thread(self.gateway.get, "/readyz")
             self.statuses.append(status)
+            self.timeline.append((time.monotonic(), status))
             await asyncio.sleep(0.05)
+
+    def ready_again(self) -> float | None:
+        """When the gateway first answered 200 after its first outage (None: not yet)."""
+        down = False
+        for at, status in self.timeline:
+            down = down or status != 200
+            if down and status == 200:
+                return at
+        return None
 
     def __enter__(self) -> ReadinessWatch:
         self._task = asyncio.create_task(self._poll())

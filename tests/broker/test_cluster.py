@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import redis
 
@@ -28,6 +29,15 @@ def shard_subscribers(cluster: LocalCluster, channel: str) -> tuple[int, int]:
         with redis.Redis(port=node.port) as client:
             classic += int(client.execute_command("PUBSUB", "NUMSUB", name)[1])
     return sharded, classic
+
+
+async def _promotion(node) -> float:
+    """When ``node`` first says it is a primary (polled every 50 ms)."""
+    while True:
+        with redis.Redis(port=node.port) as client:
+            if client.info("replication")["role"] == "master":
+                return time.monotonic()
+        await asyncio.sleep(0.05)
 
 
 def command_calls(node_port: int, command: str) -> int:
@@ -106,11 +116,20 @@ async def test_every_client_gets_every_message_exactly_once_across_a_primary_fai
             # Replication is asynchronous: what the primary never sent is lost with it.
             # Wait until the replica has everything, which is what this test is about.
             assert client.execute_command("WAIT", 1, 5000) == 1
-        with ReadinessWatch(a) as readiness:
+        with ReadinessWatch(a) as readiness, ReadinessWatch(b) as readiness_b:
+            killed = time.monotonic()
             victim.kill()
+            promoted = asyncio.create_task(_promotion(heir))
             await publish_round(publisher, channels, range(31, 61))
             results = await asyncio.gather(*(collect(ws, channels, 30) for ws in sockets))
             await wait_until(lambda: a.ready() and b.ready(), 30, "gateways ready again")
+        # The figures docs/redis-topologies.md quotes (pytest -s shows them).
+        resumed = [w.ready_again() for w in (readiness, readiness_b)]
+        print(
+            f"\nfailover: replica promoted after {await promoted - killed:.2f}s;"
+            " gateways ready again after "
+            + ", ".join(f"{t - killed:.2f}s" for t in resumed if t is not None)
+        )
         # Live again on the new primary, not only through history.
         await publish_round(publisher, channels, range(61, 71))
         after = await asyncio.gather(*(collect(ws, channels, 10) for ws in sockets))
