@@ -26,14 +26,15 @@ __all__ = [
 def create_broker(settings: Settings) -> Broker:
     """The broker that ``settings.redis_url`` selects.
 
-    ``memory://`` is one process without Redis; ``redis+cluster://`` a Redis Cluster;
-    ``redis+sentinel://`` a Sentinel-managed primary; any other URL one Redis server
-    (see :mod:`shared.broker.redis_url` for the syntax).
+    ``memory://`` is one process without Redis (every broker made from it in this
+    process shares its channels, so publishers in the process reach its gateway);
+    ``redis+cluster://`` a Redis Cluster; ``redis+sentinel://`` a Sentinel-managed
+    primary; any other URL one Redis server (see :mod:`shared.broker.redis_url`).
     """
     if settings.redis_url.startswith("memory://"):
-        from shared.broker.memory import MemoryBroker
+        from shared.broker.memory import MemoryBroker, process_bus
 
-        return MemoryBroker()
+        return MemoryBroker(process_bus(settings.redis_url.removeprefix("memory://")))
     from shared.broker.redis_url import parse_redis_url
 
     kind = parse_redis_url(settings.redis_url).kind

@@ -70,6 +70,11 @@ class RedisBroker(RedisBrokerBase):
         self._probe = Probe()
         self._link: PubSubLink | None = None
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The command client, for state kept in this one server (tasks, alerts)."""
+        return self._client
+
     # --- the pub/sub link ----------------------------------------------------------------
 
     def _send_subscribe(self, name: bytes) -> bool:

@@ -18,6 +18,7 @@ import redis
 from publisher import AsyncPublisher, Publisher
 from shared.broker import Broker, InvalidPosition, create_broker
 from shared.broker.base import PROVISIONAL_POSITION_TTL
+from shared.broker.memory import MemoryBroker
 from shared.channels import ChannelOptions
 from shared.protocol import Position, Publication
 from shared.settings import Settings
@@ -247,6 +248,28 @@ async def test_both_publishers_take_the_same_url_and_their_messages_arrive(rig: 
     got = rig.recorder.publications
     await wait_until(lambda: len(got[channel]) == 2, 10, "both publications")
     assert [p.data for p in got[channel]] == ['{"by":"blocking"}', '{"by":"async"}']
+
+
+@pytest.mark.parametrize("rig", ["memory"], indirect=True)
+async def test_an_async_publisher_in_the_process_reaches_its_memory_broker(rig: Rig) -> None:
+    """memory:// is one process: a publisher inside it takes the gateway's broker seam."""
+    channel = fresh("contract.inprocess")
+    await rig.broker.subscribe(channel)
+    async with AsyncPublisher("memory://") as publisher:
+        position = await publisher.publish(channel, {"n": 1})
+        with pytest.raises(TypeError, match="memory://"):
+            publisher.redis  # noqa: B018 - tasks and alerts keep their state in Redis
+    assert position.offset == 1
+    assert [p.data for p in rig.recorder.publications[channel]] == ['{"n":1}']
+    history = await rig.broker.history(channel, ORDERED, since=0, limit=10)
+    assert history.position == position
+    other = MemoryBroker()  # a bus of its own: not the process' memory://
+    assert (await other.history(channel, ORDERED)).position.offset == 0
+
+
+def test_the_blocking_publisher_says_memory_needs_the_gateways_event_loop() -> None:
+    with pytest.raises(ValueError, match="AsyncPublisher"):
+        Publisher("memory://")
 
 
 @pytest.mark.parametrize("rig", REDIS_KINDS, indirect=True)
