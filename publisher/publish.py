@@ -26,7 +26,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from shared.broker import Broker, create_broker
-from shared.broker.redis import RedisBroker
+from shared.broker.redis_store import RedisStore
 from shared.channels import check_channel
 from shared.protocol import Position
 from shared.settings import Settings
@@ -93,11 +93,12 @@ class AsyncPublisher:
             TypeError: the URL names a Redis Cluster, where scripts that touch keys of
                 several channels cannot run, or ``memory://``, which keeps no such state.
         """
-        if not isinstance(self.broker, RedisBroker):
+        client = self.broker.client if isinstance(self.broker, RedisStore) else None
+        if not isinstance(client, aioredis.Redis):
             raise TypeError(
                 "this needs one Redis server (or Sentinel), not Redis Cluster or memory://"
             )
-        return self.broker.client
+        return client
 
     async def close(self) -> None:
         if self._own:

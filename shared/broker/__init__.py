@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from shared.broker.base import (
     Broker,
     BrokerEventHandler,
@@ -35,23 +33,24 @@ def create_broker(settings: Settings) -> Broker:
         from shared.broker.memory import MemoryBroker, process_bus
 
         return MemoryBroker(process_bus(settings.redis_url.removeprefix("memory://")))
+    from shared.broker.redis_base import LinkOptions
     from shared.broker.redis_url import parse_redis_url
 
     kind = parse_redis_url(settings.redis_url).kind
-    options: dict[str, Any] = {
-        "prefix": settings.key_prefix,
-        "name": settings.gateway_id,
-        "probe_interval": settings.probe_interval,
-        "probe_timeout": settings.probe_timeout,
-    }
+    options = LinkOptions(
+        prefix=settings.key_prefix,
+        name=settings.gateway_id,
+        probe_interval=settings.probe_interval,
+        probe_timeout=settings.probe_timeout,
+    )
     if kind == "cluster":
         from shared.broker.redis_cluster import RedisClusterBroker
 
-        return RedisClusterBroker(settings.redis_url, **options)
+        return RedisClusterBroker(settings.redis_url, options)
     if kind == "sentinel":
         from shared.broker.redis_sentinel import SentinelBroker
 
-        return SentinelBroker(settings.redis_url, **options)
+        return SentinelBroker(settings.redis_url, options)
     from shared.broker.redis import RedisBroker
 
-    return RedisBroker(settings.redis_url, **options)
+    return RedisBroker(settings.redis_url, options)

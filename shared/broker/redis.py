@@ -25,10 +25,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from shared.broker.base import Broker, BrokerUnavailable
-from shared.broker.redis_base import RedisBrokerBase
+from shared.broker.redis_base import DEFAULT_OPTIONS, LinkOptions, RedisBrokerBase
 from shared.broker.redis_link import PubSubLink, Reply, open_link
 from shared.broker.redis_probe import Probe, Verdict
-from shared.broker.redis_store import RedisStore
 
 __all__ = ["RedisBroker"]
 
@@ -41,39 +40,24 @@ class RedisBroker(RedisBrokerBase):
     def __init__(
         self,
         url: str,
+        options: LinkOptions = DEFAULT_OPTIONS,
         *,
-        prefix: str = "rc",
-        name: str = "relaycast",
-        probe_interval: float = 5.0,
-        probe_timeout: float = 10.0,
-        connect_timeout: float = 3.0,
         client: aioredis.Redis | None = None,
     ) -> None:
         if client is None:
             client = aioredis.Redis.from_url(
                 url,
-                socket_connect_timeout=connect_timeout,
+                socket_connect_timeout=options.connect_timeout,
                 socket_timeout=5.0,
                 socket_keepalive=True,
                 health_check_interval=15,
             )
-        super().__init__(
-            RedisStore(client, prefix),
-            prefix=prefix,
-            probe_interval=probe_interval,
-            probe_timeout=probe_timeout,
-            connect_timeout=connect_timeout,
-        )
+        super().__init__(client, options)
         self._url = url
         self._client = client
-        self._probe_name = f"{prefix}:probe:{name}".encode()
+        self._probe_name = f"{options.prefix}:probe:{options.name}".encode()
         self._probe = Probe()
         self._link: PubSubLink | None = None
-
-    @property
-    def client(self) -> aioredis.Redis:
-        """The command client, for state kept in this one server (tasks, alerts)."""
-        return self._client
 
     # --- the pub/sub link ----------------------------------------------------------------
 

@@ -12,9 +12,9 @@
   so a burst of history reads does not leave dozens of Redis clients open for good.
 
 Subscribing (one waiter per channel until the server confirms), delivering a message to
-the handler, and publish/history/epochs through :class:`~shared.broker.redis_store.RedisStore`
-are the same for every topology; a subclass says how it sends (S)SUBSCRIBE and how it
-links to its servers.
+the handler, and publish/history/epochs (those of :class:`~shared.broker.redis_store.RedisStore`,
+the command side it extends) are the same for every topology; a subclass says how it sends
+(S)SUBSCRIBE and how it links to its servers.
 """
 
 from __future__ import annotations
@@ -24,16 +24,18 @@ import contextlib
 import logging
 
 import msgspec
+import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
 from redis.exceptions import RedisError
 
 from shared.backoff import backoff_delay
-from shared.broker.base import BrokerEventHandler, BrokerUnavailable, History
+from shared.broker.base import BrokerEventHandler, BrokerUnavailable
 from shared.broker.redis_probe import watch
+from shared.broker.redis_scripts import PUBLISH_LUA
 from shared.broker.redis_store import RedisStore
-from shared.channels import ChannelOptions
-from shared.protocol import Position, decode_publication
+from shared.protocol import decode_publication
 
-__all__ = ["IDLE_SECONDS", "RedisBrokerBase"]
+__all__ = ["DEFAULT_OPTIONS", "IDLE_SECONDS", "LinkOptions", "RedisBrokerBase"]
 
 log = logging.getLogger("relaycast.broker")
 
@@ -41,26 +43,38 @@ IDLE_SECONDS = 30.0
 """How often idle command connections are closed (they reopen on the next command)."""
 
 
-class RedisBrokerBase:
-    """The shared half of the Redis brokers; subclasses fill in the hooks below."""
+class LinkOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How a Redis broker names its keys and watches its pub/sub links."""
+
+    prefix: str = "rc"
+    """Prefix of every key and pub/sub channel."""
+    name: str = "relaycast"
+    """Names this process' probe channel (the gateway id)."""
+    probe_interval: float = 5.0
+    probe_timeout: float = 10.0
+    connect_timeout: float = 3.0
+
+
+DEFAULT_OPTIONS = LinkOptions()
+
+
+class RedisBrokerBase(RedisStore):
+    """The shared half of the Redis brokers: the store's publish, history and epochs,
+    and the pub/sub lifecycle around them; subclasses fill in the hooks below."""
 
     label = "redis"
     """How logs name the topology."""
 
     def __init__(
         self,
-        store: RedisStore,
-        *,
-        prefix: str,
-        probe_interval: float,
-        probe_timeout: float,
-        connect_timeout: float,
+        client: aioredis.Redis | aiocluster.RedisCluster,
+        options: LinkOptions,
+        publish_lua: str = PUBLISH_LUA,
     ) -> None:
-        self._store = store
-        self._prefix = prefix
-        self._probe_interval = probe_interval
-        self._probe_timeout = probe_timeout
-        self._connect_timeout = connect_timeout
+        super().__init__(client, options.prefix, publish_lua)
+        self._probe_interval = options.probe_interval
+        self._probe_timeout = options.probe_timeout
+        self._connect_timeout = options.connect_timeout
 
         self._handler: BrokerEventHandler | None = None
         self._channels: set[str] = set()
@@ -139,7 +153,7 @@ class RedisBrokerBase:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._drop_links()
-        await self._store.close()
+        await self.disconnect()
 
     # --- subscriptions ---------------------------------------------------------------
 
@@ -189,26 +203,6 @@ class RedisBrokerBase:
             self._handler.on_publication(channel, publication)
         return True
 
-    # --- publish and history (the store's) -------------------------------------------
-
-    async def publish(
-        self, channel: str, data: bytes | str, options: ChannelOptions, time: float
-    ) -> Position:
-        return await self._store.publish(channel, data, options, time)
-
-    async def history(
-        self,
-        channel: str,
-        options: ChannelOptions,
-        *,
-        since: int | None = None,
-        limit: int = 0,
-    ) -> History:
-        return await self._store.history(channel, options, since=since, limit=limit)
-
-    async def renew_epoch(self, channel: str, options: ChannelOptions, stale: str) -> Position:
-        return await self._store.renew_epoch(channel, options, stale)
-
     # --- the tasks -------------------------------------------------------------------
 
     async def _supervise(self) -> None:
@@ -251,4 +245,4 @@ class RedisBrokerBase:
     async def _trim_pool(self) -> None:
         while True:
             await asyncio.sleep(IDLE_SECONDS)
-            await self._store.release_idle()
+            await self.release_idle()

@@ -40,10 +40,9 @@ from redis.exceptions import RedisError
 
 from shared.broker.base import Broker, BrokerUnavailable
 from shared.broker.cluster_topology import Shard, read_slot_map
-from shared.broker.redis_base import RedisBrokerBase
+from shared.broker.redis_base import DEFAULT_OPTIONS, LinkOptions, RedisBrokerBase
 from shared.broker.redis_link import Reply, open_link
 from shared.broker.redis_probe import Verdict
-from shared.broker.redis_store import RedisStore
 from shared.broker.redis_url import Address, async_command_client, parse_redis_url
 
 __all__ = ["RedisClusterBroker"]
@@ -62,36 +61,22 @@ class RedisClusterBroker(RedisBrokerBase):
 
     label = "redis cluster"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = "rc",
-        name: str = "relaycast",
-        probe_interval: float = 5.0,
-        probe_timeout: float = 10.0,
-        connect_timeout: float = 3.0,
-    ) -> None:
+    def __init__(self, url: str, options: LinkOptions = DEFAULT_OPTIONS) -> None:
         target = parse_redis_url(url)
         if target.kind != "cluster":
             raise ValueError(f"not a cluster URL: {url!r}")
         client = async_command_client(
             target,
-            socket_connect_timeout=connect_timeout,
+            socket_connect_timeout=options.connect_timeout,
             socket_timeout=5.0,
             socket_keepalive=True,
         )
         assert isinstance(client, aiocluster.RedisCluster)
-        super().__init__(
-            RedisStore(client, prefix, target.publish_script),
-            prefix=prefix,
-            probe_interval=probe_interval,
-            probe_timeout=probe_timeout,
-            connect_timeout=connect_timeout,
-        )
+        super().__init__(client, options, target.publish_script)
         self._target = target
         self._client = client
-        self._probe_stem = f"{prefix}:probe:{name.replace('{', '').replace('}', '')}"
+        stem = options.name.replace("{", "").replace("}", "")
+        self._probe_stem = f"{options.prefix}:probe:{stem}"
         self._owners: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         self._known: list[Address] = list(target.nodes)
         self._shards: dict[Address, Shard] = {}

@@ -71,7 +71,8 @@ class RedisStore:
             else:
                 await self.client.connection_pool.disconnect(inuse_connections=False)
 
-    async def close(self) -> None:
+    async def disconnect(self) -> None:
+        """Close the client and every connection it holds."""
         await self.client.aclose()
 
     async def _run(self, what: str, script: Any, keys: Any, args: Any) -> Any:

@@ -38,4 +38,4 @@ async def test_idle_command_connections_close_after_a_burst(shared_redis: LocalR
         history = await store.history("store.burst", ORDERED, since=0, limit=10)
         assert [p.offset for p in history.publications] == [1]
     finally:
-        await store.close()
+        await store.disconnect()
