@@ -34,6 +34,7 @@ from shared.broker.redis_scripts import (
     meta_ttl,
     publish_args,
 )
+from shared.broker.redis_url import release_idle
 from shared.channels import ChannelOptions
 from shared.protocol import Position, Publication
 
@@ -65,11 +66,7 @@ class RedisStore:
         :data:`CONCURRENCY` per server) and would keep them all for good.
         """
         with contextlib.suppress(RedisError, OSError):
-            if isinstance(self.client, aiocluster.RedisCluster):
-                for node in self.client.get_nodes():
-                    await node.disconnect_free_connections()
-            else:
-                await self.client.connection_pool.disconnect(inuse_connections=False)
+            await release_idle(self.client)
 
     async def disconnect(self) -> None:
         """Close the client and every connection it holds."""

@@ -41,6 +41,7 @@ __all__ = [
     "blocking_command_client",
     "parse_redis_url",
     "redacted_url",
+    "release_idle",
 ]
 
 CLUSTER_SCHEME = "redis+cluster"
@@ -231,3 +232,14 @@ def redacted_url(url: str) -> str:
         ]
         query = urlencode(pairs, safe="*")
     return scheme + sep + rest + qmark + query
+
+
+async def release_idle(client: AsyncCommandClient) -> None:
+    """Close the connections of ``client`` that no command is using; they reopen when
+    needed. A pool grows to as many connections as commands ran at once and would keep
+    them all for good (each one a Redis client, counted against ``maxclients``)."""
+    if isinstance(client, aiocluster.RedisCluster):
+        for node in client.get_nodes():
+            await node.disconnect_free_connections()
+    else:
+        await client.connection_pool.disconnect(inuse_connections=False)
