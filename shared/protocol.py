@@ -19,7 +19,7 @@ Evolution rules: new fields get defaults; existing fields never change type.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -58,7 +58,8 @@ class Position(msgspec.Struct, frozen=True):
     offsets from the old epoch mean nothing.
     """
 
-    offset: int
+    offset: Annotated[int, msgspec.Meta(ge=0)]
+    """Never negative: a decoded frame with ``offset < 0`` fails validation."""
     epoch: str
 
 

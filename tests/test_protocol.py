@@ -104,3 +104,9 @@ def test_publication_is_the_array_the_publish_script_packs():
 def test_a_malformed_publication_fails_to_decode():
     with pytest.raises(msgspec.DecodeError):
         p.decode_publication(msgspec.msgpack.encode({"offset": 1}))
+
+
+def test_a_negative_offset_is_not_a_position():
+    frame = b'{"type":"subscribe","channel":"a","since":{"offset":-1,"epoch":"e"}}'
+    with pytest.raises(msgspec.ValidationError, match=r">= 0 - at `\$.since.offset`"):
+        p.decode_client(frame)
