@@ -131,7 +131,11 @@ class Publisher:
             target=self._loop.run_forever, name="relaycast-publisher", daemon=True
         )
         self._thread.start()
-        self._publisher = self._run(self._open())
+        try:
+            self._publisher = self._run(self._open())
+        except BaseException:  # a URL the broker refuses: leave no thread behind
+            self._stop()
+            raise
 
     async def _open(self) -> AsyncPublisher:
         return AsyncPublisher(settings=self.settings)
@@ -147,6 +151,9 @@ class Publisher:
         if self._loop.is_closed():
             return
         self._run(self._publisher.close())
+        self._stop()
+
+    def _stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
