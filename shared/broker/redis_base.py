@@ -5,8 +5,8 @@
 
 - the supervisor: connect (:meth:`~RedisBrokerBase._connect`), report up, wait until
   something breaks (:meth:`~RedisBrokerBase._disrupted`), report down, and connect again
-  after a backoff with full jitter (:meth:`~RedisBrokerBase._pause`, which a topology
-  that can tell when it changed cuts short);
+  after a backoff with full jitter, cut short as soon as a Cluster slot map or the
+  sentinels name other servers (:meth:`~RedisBrokerBase._pause`);
 - the watchdog (:func:`~shared.broker.redis_probe.watch`) around the subclass' probe tick;
 - the pool trimmer: every :data:`IDLE_SECONDS` the store's idle command connections close,
   so a burst of history reads does not leave dozens of Redis clients open for good.
@@ -35,9 +35,12 @@ from shared.broker.redis_scripts import PUBLISH_LUA
 from shared.broker.redis_store import RedisStore
 from shared.protocol import decode_publication
 
-__all__ = ["DEFAULT_OPTIONS", "IDLE_SECONDS", "LinkOptions", "RedisBrokerBase"]
+__all__ = ["DEFAULT_OPTIONS", "IDLE_SECONDS", "TOPOLOGY_POLL", "LinkOptions", "RedisBrokerBase"]
 
 log = logging.getLogger("relaycast.broker")
+
+TOPOLOGY_POLL = 0.2
+"""Seconds between questions to the topology while waiting to reconnect."""
 
 IDLE_SECONDS = 30.0
 """How often idle command connections are closed (they reopen on the next command)."""
@@ -127,9 +130,40 @@ class RedisBrokerBase(RedisStore):
     def _connected_summary(self) -> str:
         return f"{len(self._channels)} channels subscribed"
 
+    async def _moved(self) -> bool | None:
+        """Whether the servers to link to changed since the last connect: True for a
+        Cluster slot map naming other primaries, or sentinels naming another primary.
+        None: this topology cannot tell (one server), so waiting is all there is.
+
+        Raises:
+            OSError, TimeoutError, RedisError, BrokerUnavailable: no answer this time.
+        """
+        return None
+
     async def _pause(self, delay: float) -> None:
-        """Wait ``delay`` seconds before connecting again."""
-        await asyncio.sleep(delay)
+        """Wait ``delay`` seconds before connecting again, but only until the topology
+        names other servers.
+
+        After a primary fails, a replica is promoted in about the failure-detection time;
+        a backoff that only ran out seconds later would stretch the pause in delivery by
+        as much. So while waiting, ask every :data:`TOPOLOGY_POLL` seconds and reconnect
+        as soon as the answer changed.
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + delay
+        while (left := until - loop.time()) > TOPOLOGY_POLL:
+            await asyncio.sleep(TOPOLOGY_POLL)
+            try:
+                async with asyncio.timeout(max(0.0, left - TOPOLOGY_POLL)):
+                    moved = await self._moved()
+            except (OSError, TimeoutError, RedisError, BrokerUnavailable):
+                continue
+            if moved is None:
+                break
+            if moved:
+                log.info("%s: the topology names other servers; reconnecting now", self.label)
+                return
+        await asyncio.sleep(max(0.0, until - loop.time()))
 
     # --- lifecycle -------------------------------------------------------------------
 

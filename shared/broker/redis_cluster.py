@@ -49,9 +49,6 @@ __all__ = ["RedisClusterBroker"]
 
 log = logging.getLogger("relaycast.broker")
 
-TOPOLOGY_POLL = 0.2
-"""Seconds between reads of the slot map while waiting to reconnect."""
-
 
 class RedisClusterBroker(RedisBrokerBase):
     """A :class:`~shared.broker.base.Broker` over a Redis Cluster (7.0+).
@@ -82,6 +79,7 @@ class RedisClusterBroker(RedisBrokerBase):
         self._shards: dict[Address, Shard] = {}
         self._trouble = asyncio.Event()
         self._reason = ""
+        self._turn = 0
 
     # --- subscriptions -------------------------------------------------------------------
 
@@ -179,34 +177,13 @@ class RedisClusterBroker(RedisBrokerBase):
         turn %= len(nodes)
         return nodes[turn:] + nodes[:turn]
 
-    async def _pause(self, delay: float) -> None:
-        """Wait ``delay`` seconds before connecting again, but only until the slot map
-        names other primaries.
-
-        After a primary fails, the cluster promotes its replica in about the node
-        timeout; a backoff that only ran out seconds later would stretch the pause in
-        delivery by as much. So while waiting, read the slot map every
-        :data:`TOPOLOGY_POLL` seconds (asking a different node each time, so that a dead
-        one does not slow every read) and reconnect as soon as it changed.
-        """
-        loop = asyncio.get_running_loop()
-        until = loop.time() + delay
-        before = self._owners
-        turn = 0
-        while (left := until - loop.time()) > TOPOLOGY_POLL:
-            await asyncio.sleep(TOPOLOGY_POLL)
-            turn += 1
-            try:
-                async with asyncio.timeout(left):
-                    slot_map = await read_slot_map(
-                        self._target, self._nodes(turn), min(1.0, self._connect_timeout)
-                    )
-            except (BrokerUnavailable, TimeoutError):
-                continue
-            if _owners_of(slot_map) != before:
-                log.info("redis cluster slot map changed; reconnecting now")
-                return
-        await asyncio.sleep(max(0.0, until - loop.time()))
+    async def _moved(self) -> bool:
+        """Read the slot map (from a different node each time, so that a dead one does
+        not slow every read); True when it names other primaries than the links'."""
+        self._turn += 1
+        timeout = min(1.0, self._connect_timeout)
+        slot_map = await read_slot_map(self._target, self._nodes(self._turn), timeout)
+        return _owners_of(slot_map) != self._owners
 
     async def _link(self, address: Address) -> None:
         shard = Shard(address, self._probe_name(address))

@@ -71,6 +71,10 @@ class SentinelBroker(RedisBroker):
             ) from exc
         return str(host), int(port)
 
+    async def _moved(self) -> bool:
+        """True when the sentinels name another primary than the link's last one."""
+        return await self._discover() != self._primary
+
     async def _link_url(self) -> str:
         self._primary = await self._discover()
         return self._target.node_url(self._primary)

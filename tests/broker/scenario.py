@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis
 from websockets.asyncio.client import ClientConnection
 
 from publisher import AsyncPublisher
@@ -19,7 +20,9 @@ __all__ = [
     "collect",
     "connect_clients",
     "expected",
+    "promotion",
     "publish_round",
+    "report_failover",
 ]
 
 
@@ -122,3 +125,23 @@ class ReadinessWatch:
     def __exit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+async def promotion(port: int) -> float:
+    """When the Redis on ``port`` first says it is a primary (polled every 50 ms)."""
+    while True:
+        with redis.Redis(port=port, socket_timeout=2) as client:
+            if client.info("replication")["role"] == "master":
+                return time.monotonic()
+        await asyncio.sleep(0.05)
+
+
+def report_failover(killed: float, promoted: float, watches: list[ReadinessWatch]) -> None:
+    """Print how long the failover and each gateway's pause took (``pytest -s`` shows it;
+    docs/redis-topologies.md quotes these figures). Nothing is asserted on time."""
+    ready = [w.ready_again() for w in watches]
+    print(
+        f"\nfailover: replica promoted after {promoted - killed:.2f}s;"
+        " gateways ready again after "
+        + ", ".join(f"{t - killed:.2f}s" for t in ready if t is not None)
+    )

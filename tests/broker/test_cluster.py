@@ -13,7 +13,9 @@ from tests.broker.scenario import (
     collect,
     connect_clients,
     expected,
+    promotion,
     publish_round,
+    report_failover,
 )
 from tests.broker.topologies import LocalCluster
 from tests.helpers import GatewayProcess, wait_until
@@ -29,15 +31,6 @@ def shard_subscribers(cluster: LocalCluster, channel: str) -> tuple[int, int]:
         with redis.Redis(port=node.port) as client:
             classic += int(client.execute_command("PUBSUB", "NUMSUB", name)[1])
     return sharded, classic
-
-
-async def _promotion(node) -> float:
-    """When ``node`` first says it is a primary (polled every 50 ms)."""
-    while True:
-        with redis.Redis(port=node.port) as client:
-            if client.info("replication")["role"] == "master":
-                return time.monotonic()
-        await asyncio.sleep(0.05)
 
 
 def command_calls(node_port: int, command: str) -> int:
@@ -119,17 +112,11 @@ async def test_every_client_gets_every_message_exactly_once_across_a_primary_fai
         with ReadinessWatch(a) as readiness, ReadinessWatch(b) as readiness_b:
             killed = time.monotonic()
             victim.kill()
-            promoted = asyncio.create_task(_promotion(heir))
+            promoted = asyncio.create_task(promotion(heir.port))
             await publish_round(publisher, channels, range(31, 61))
             results = await asyncio.gather(*(collect(ws, channels, 30) for ws in sockets))
             await wait_until(lambda: a.ready() and b.ready(), 30, "gateways ready again")
-        # The figures docs/redis-topologies.md quotes (pytest -s shows them).
-        resumed = [w.ready_again() for w in (readiness, readiness_b)]
-        print(
-            f"\nfailover: replica promoted after {await promoted - killed:.2f}s;"
-            " gateways ready again after "
-            + ", ".join(f"{t - killed:.2f}s" for t in resumed if t is not None)
-        )
+        report_failover(killed, await promoted, [readiness, readiness_b])
         # Live again on the new primary, not only through history.
         await publish_round(publisher, channels, range(61, 71))
         after = await asyncio.gather(*(collect(ws, channels, 10) for ws in sockets))
