@@ -19,6 +19,7 @@ from gateway.transports.asgi_ws import websocket_fallback
 from gateway.transports.poll import poll
 from gateway.transports.sse import sse
 from shared.broker import create_broker
+from shared.broker.redis_url import redacted_url
 from shared.settings import Settings
 
 __all__ = ["create_app", "from_environment"]
@@ -48,7 +49,7 @@ def create_app(settings: Settings) -> Starlette:
         revocations = asyncio.create_task(
             security.revocations.watch(hub.sessions), name="relaycast-revocations"
         )
-        log.info("gateway %s up; broker %s", settings.gateway_id, _safe_url(settings.redis_url))
+        log.info("gateway %s up; broker %s", settings.gateway_id, redacted_url(settings.redis_url))
         try:
             yield {"node": node}  # for the WebSocket protocol class (gateway/server.py)
         finally:
@@ -83,11 +84,3 @@ def from_environment() -> Starlette:
     """The app with settings from ``RELAYCAST_*`` variables, for ASGI servers other than
     ``relaycast gateway``: ``uvicorn --factory gateway.app:from_environment``."""
     return create_app(Settings.load())
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest

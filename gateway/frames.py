@@ -14,8 +14,7 @@ from typing import Any
 
 import msgspec
 
-from shared.broker.base import Publication
-from shared.protocol import Message, Subscribed, encode
+from shared.protocol import Message, Publication, Subscribed, encode
 
 __all__ = ["FrameKind", "OutFrame", "control", "message"]
 

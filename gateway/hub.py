@@ -27,9 +27,9 @@ from gateway.frames import OutFrame, control, message
 from gateway.replay import Replay
 from gateway.session import Session
 from shared.backoff import backoff_delay
-from shared.broker.base import Broker, BrokerUnavailable, Publication
+from shared.broker.base import Broker, BrokerUnavailable
 from shared.channels import ChannelOptions
-from shared.protocol import CloseCode, ErrorCode, Position, Subscribed
+from shared.protocol import CloseCode, ErrorCode, Position, Publication, Subscribed
 from shared.settings import Settings
 
 __all__ = ["Hub"]

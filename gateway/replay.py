@@ -20,9 +20,9 @@ import logging
 from gateway import observe
 from gateway.frames import OutFrame, control, message
 from gateway.session import Session
-from shared.broker.base import Broker, BrokerUnavailable, Publication
+from shared.broker.base import Broker, BrokerUnavailable
 from shared.channels import ChannelOptions
-from shared.protocol import CloseCode, Position, Subscribed
+from shared.protocol import CloseCode, Position, Publication, Subscribed
 from shared.settings import Settings
 
 __all__ = ["Replay"]

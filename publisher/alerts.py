@@ -14,7 +14,6 @@ Redis, and resolving compares the stored alert, so each alert is raised and reso
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -32,6 +31,7 @@ from publisher.alert_rules import (
     default_rules,
     load_rules,
 )
+from publisher.rounds import run_rounds
 from shared.broker import BrokerUnavailable
 from shared.broker.redis_url import async_command_client, parse_redis_url
 from shared.settings import Settings
@@ -128,28 +128,17 @@ class AlertsPublisher:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Evaluate every ``alerts_interval`` until ``stop`` is set; survive Redis outages."""
-        stop = stop or asyncio.Event()
-        interval = self.settings.alerts_interval
-        loop = asyncio.get_running_loop()
         published_at = -STATE_REFRESH
-        healthy = True
-        while not stop.is_set():
-            started = loop.time()
-            try:
-                if started - published_at >= STATE_REFRESH:
-                    await self.store.publish_state()
-                    published_at = started
-                await self.evaluate()
-                if not healthy:
-                    log.info("redis reachable again; evaluating alerts")
-                healthy = True
-            except BrokerUnavailable as exc:
-                if healthy:
-                    log.warning("cannot evaluate alerts: %s; retrying every %.1fs", exc, interval)
-                healthy = False
-            delay = max(0.0, interval - (loop.time() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+
+        async def one_round(started: float) -> None:
+            nonlocal published_at
+            if started - published_at >= STATE_REFRESH:
+                await self.store.publish_state()
+                published_at = started
+            await self.evaluate()
+
+        interval = self.settings.alerts_interval
+        await run_rounds(one_round, interval, stop or asyncio.Event(), log, doing="evaluate alerts")
 
     async def close(self) -> None:
         await self._redis.aclose()

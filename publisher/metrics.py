@@ -19,7 +19,6 @@ machine's name.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -31,6 +30,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from publisher.publish import AsyncPublisher
+from publisher.rounds import run_rounds
 from publisher.sampler import HostSnapshot, Sampler
 from shared.broker import BrokerUnavailable
 from shared.broker.redis_url import async_command_client, parse_redis_url
@@ -213,34 +213,24 @@ class MetricsPublisher:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Sample and publish until ``stop`` is set: at full rate while anyone listens."""
-        stop = stop or asyncio.Event()
         interval = self.settings.metrics_interval
         idle = self.settings.metrics_idle_interval
-        loop = asyncio.get_running_loop()
         await asyncio.sleep(min(0.5, interval))  # let the first CPU and I/O rates settle
         last_sample = -float("inf")
         first = True
-        healthy = True
-        while not stop.is_set():
-            started = loop.time()
-            try:
-                wanted, fleet = await self.listeners()
-                every = interval if wanted else idle
-                if first or (every and started - last_sample >= every - interval / 10):
-                    await self.publish(await self.sample(every or 3600.0))
-                    last_sample, first = started, False
-                if fleet:
-                    await self.publish_fleet()
-                if not healthy:
-                    log.info("redis reachable again; publishing %s", self.channel)
-                healthy = True
-            except BrokerUnavailable as exc:
-                if healthy:
-                    log.warning("cannot publish metrics: %s; retrying every %.1fs", exc, interval)
-                healthy = False
-            delay = max(0.0, interval - (loop.time() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+
+        async def one_round(started: float) -> None:
+            nonlocal last_sample, first
+            wanted, fleet = await self.listeners()
+            every = interval if wanted else idle
+            if first or (every and started - last_sample >= every - interval / 10):
+                await self.publish(await self.sample(every or 3600.0))
+                last_sample, first = started, False
+            if fleet:
+                await self.publish_fleet()
+
+        doing = f"publish {self.channel}"
+        await run_rounds(one_round, interval, stop or asyncio.Event(), log, doing=doing)
 
     async def close(self) -> None:
         await self._publisher.close()

@@ -5,26 +5,28 @@
 
 The URL may also name a Redis Cluster (``redis+cluster://host:port,host:port``) or a
 Sentinel-managed primary (``redis+sentinel://host:port,host:port/service``); see
-``shared/broker/redis_url.py``.
+``shared/broker/redis_url.py``. With ``memory://``, an :class:`AsyncPublisher` publishes
+to the gateway running in the same process (on the same event loop).
 
 ``data`` is any JSON-encodable value (msgspec Structs and dataclasses included). Each
-publish is one atomic Redis script: the message gets the channel's next offset, is kept in
-history when the channel keeps any, and goes out on pub/sub to every gateway.
+publish goes through the broker (:meth:`shared.broker.Broker.publish`), as the gateway's
+own do: on Redis one atomic script gives the message the channel's next offset, keeps it
+in history when the channel keeps any, and sends it on pub/sub to every gateway.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from shared.broker import BrokerUnavailable
-from shared.broker.base import new_epoch
-from shared.broker.redis_url import async_command_client, blocking_command_client, parse_redis_url
-from shared.broker.scripts import channel_keys, publish_args
+from shared.broker import Broker, create_broker
+from shared.broker.redis_store import RedisStore
 from shared.channels import check_channel
 from shared.protocol import Position
 from shared.settings import Settings
@@ -32,6 +34,7 @@ from shared.settings import Settings
 __all__ = ["AsyncPublisher", "PayloadTooLarge", "Publisher", "encode_payload"]
 
 _encoder = msgspec.json.Encoder()
+_T = TypeVar("_T")
 
 
 class PayloadTooLarge(ValueError):
@@ -54,91 +57,109 @@ def encode_payload(data: Any, limit: int) -> bytes:
     return payload
 
 
-def _settings(redis_url: str | None, settings: Settings | None) -> Settings:
-    if settings is None:
-        settings = Settings.load({"redis_url": redis_url})
-    if settings.redis_url.startswith("memory://"):
-        raise ValueError("publishers need a Redis URL; memory:// lives inside one gateway")
-    return settings
+class AsyncPublisher:
+    """Publishes through a broker: its own, made from the URL, or ``broker`` if given
+    (which it then does not close)."""
 
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        broker: Broker | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load({"redis_url": redis_url})
+        self._own = broker is None
+        self.broker = broker or create_broker(self.settings)
 
-def _script_call(settings: Settings, channel: str, data: Any) -> tuple[Any, Any]:
-    """Validate one publish and build the publish script's KEYS and ARGV."""
-    check_channel(channel)
-    payload = encode_payload(data, settings.max_payload_bytes)
-    options = settings.channel_options(channel)
-    keys = channel_keys(settings.key_prefix, channel)
-    return keys, publish_args(payload, options, time.time(), new_epoch())
-
-
-class Publisher:
-    """Blocking publisher for scripts and synchronous services. Thread-safe."""
-
-    def __init__(self, redis_url: str | None = None, *, settings: Settings | None = None) -> None:
-        self.settings = _settings(redis_url, settings)
-        target = parse_redis_url(self.settings.redis_url)
-        self._redis = blocking_command_client(target, socket_connect_timeout=3, socket_timeout=5)
-        self._script = self._redis.register_script(target.publish_script)
-
-    def publish(self, channel: str, data: Any) -> Position:
+    async def publish(self, channel: str, data: Any) -> Position:
         """Publish ``data`` on ``channel``; return the position it was given.
 
         Raises:
             InvalidChannel, TypeError, PayloadTooLarge: bad arguments; nothing was published.
             BrokerUnavailable: Redis cannot be reached.
         """
-        keys, args = _script_call(self.settings, channel, data)
-        try:
-            offset, epoch = self._script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis publish failed: {exc}") from exc
-        return Position(int(offset), epoch.decode())
-
-    def close(self) -> None:
-        self._redis.close()
-
-    def __enter__(self) -> Publisher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncPublisher:
-    """The asyncio twin of :class:`Publisher`."""
-
-    def __init__(self, redis_url: str | None = None, *, settings: Settings | None = None) -> None:
-        self.settings = _settings(redis_url, settings)
-        target = parse_redis_url(self.settings.redis_url)
-        self._redis = async_command_client(target, socket_connect_timeout=3, socket_timeout=5)
-        self._script = self._redis.register_script(target.publish_script)
-
-    async def publish(self, channel: str, data: Any) -> Position:
-        """Publish ``data`` on ``channel``; see :meth:`Publisher.publish`."""
-        keys, args = _script_call(self.settings, channel, data)
-        try:
-            offset, epoch = await self._script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis publish failed: {exc}") from exc
-        return Position(int(offset), epoch.decode())
+        check_channel(channel)
+        payload = encode_payload(data, self.settings.max_payload_bytes)
+        options = self.settings.channel_options(channel)
+        return await self.broker.publish(channel, payload, options, time.time())
 
     @property
     def redis(self) -> aioredis.Redis:
-        """The client, for publishers that keep state of their own in one Redis server.
+        """The broker's command client, for publishers that keep state in one Redis server
+        (tasks, alerts).
 
         Raises:
             TypeError: the URL names a Redis Cluster, where scripts that touch keys of
-                several channels cannot run.
+                several channels cannot run, or ``memory://``, which keeps no such state.
         """
-        if not isinstance(self._redis, aioredis.Redis):
-            raise TypeError("this needs one Redis server (or Sentinel), not Redis Cluster")
-        return self._redis
+        client = self.broker.client if isinstance(self.broker, RedisStore) else None
+        if not isinstance(client, aioredis.Redis):
+            raise TypeError(
+                "this needs one Redis server (or Sentinel), not Redis Cluster or memory://"
+            )
+        return client
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        if self._own:
+            await self.broker.close()
 
     async def __aenter__(self) -> AsyncPublisher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class Publisher:
+    """Blocking publisher for scripts and synchronous services. Thread-safe.
+
+    It runs an :class:`AsyncPublisher` on an event loop of its own, in a thread, so that
+    every publish takes the one path through the broker. ``memory://`` is refused here:
+    that broker lives on the event loop of the process' gateway.
+    """
+
+    def __init__(self, redis_url: str | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.load({"redis_url": redis_url})
+        if self.settings.redis_url.startswith("memory://"):
+            raise ValueError(
+                "memory:// lives on the event loop of the gateway in this process:"
+                " publish there with AsyncPublisher, or give a Redis URL"
+            )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="relaycast-publisher", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._publisher = self._run(self._open())
+        except BaseException:  # a URL the broker refuses: leave no thread behind
+            self._stop()
+            raise
+
+    async def _open(self) -> AsyncPublisher:
+        return AsyncPublisher(settings=self.settings)
+
+    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def publish(self, channel: str, data: Any) -> Position:
+        """Publish ``data`` on ``channel``; see :meth:`AsyncPublisher.publish`."""
+        return self._run(self._publisher.publish(channel, data))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._run(self._publisher.close())
+        self._stop()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -166,17 +166,50 @@ class _Unit(abc.ABC):
     def _status(self) -> TaskStatus | None:
         """The current status (None: not known yet)."""
 
-    @abc.abstractmethod
-    async def start(self, message: str | None = None) -> None: ...
+    _phase: str | None = None
+    """The phase every change names (None: the task itself)."""
 
     @abc.abstractmethod
-    async def complete(self, result: Any = None, message: str | None = None) -> None: ...
+    async def _change(self, change: Change) -> None:
+        """Record ``change`` and publish its event."""
 
-    @abc.abstractmethod
-    async def fail(self, error: str) -> None: ...
+    async def start(self, message: str | None = None) -> None:
+        await self._change(Start(phase=self._phase, message=message))
 
-    @abc.abstractmethod
-    async def cancel(self, reason: str | None = None) -> None: ...
+    async def progress(
+        self,
+        percent: float | None = None,
+        *,
+        step: int | None = None,
+        total_steps: int | None = None,
+        step_name: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Report progress as ``percent`` (0-100) and/or ``step`` of ``total_steps``."""
+        await self._change(
+            Progress(
+                phase=self._phase,
+                percent=percent,
+                step=step,
+                total_steps=total_steps,
+                step_name=step_name,
+                message=message,
+            )
+        )
+
+    async def log(self, message: str, level: str = "info") -> None:
+        """A log line: ``debug``, ``info``, ``warning`` or ``error``."""
+        await self._change(Log(phase=self._phase, message=message, level=level))
+
+    async def complete(self, result: Any = None, message: str | None = None) -> None:
+        """Finish; ``result`` (a task's, not a phase's) is any JSON value."""
+        await self._change(Complete(phase=self._phase, result=result, message=message))
+
+    async def fail(self, error: str) -> None:
+        await self._change(Fail(phase=self._phase, error=error))
+
+    async def cancel(self, reason: str | None = None) -> None:
+        await self._change(Cancel(phase=self._phase, reason=reason))
 
     async def __aenter__(self) -> Self:
         if self._status in (None, TaskStatus.QUEUED):
@@ -233,48 +266,11 @@ class Task(_Unit):
     async def _change(self, change: Change) -> None:
         self.state = await self._store.change(self.project, self.id, change, known=self.state)
 
-    async def start(self, message: str | None = None) -> None:
-        await self._change(Start(message=message))
-
-    async def progress(
-        self,
-        percent: float | None = None,
-        *,
-        step: int | None = None,
-        total_steps: int | None = None,
-        step_name: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        """Report progress as ``percent`` (0-100) and/or ``step`` of ``total_steps``."""
-        await self._change(
-            Progress(
-                percent=percent,
-                step=step,
-                total_steps=total_steps,
-                step_name=step_name,
-                message=message,
-            )
-        )
-
-    async def log(self, message: str, level: str = "info") -> None:
-        """A log line: ``debug``, ``info``, ``warning`` or ``error``."""
-        await self._change(Log(message=message, level=level))
-
     async def pause(self, message: str | None = None) -> None:
         await self._change(Pause(message=message))
 
     async def resume(self, message: str | None = None) -> None:
         await self._change(Resume(message=message))
-
-    async def complete(self, result: Any = None, message: str | None = None) -> None:
-        """Finish; ``result`` is any JSON value."""
-        await self._change(Complete(result=result, message=message))
-
-    async def fail(self, error: str) -> None:
-        await self._change(Fail(error=error))
-
-    async def cancel(self, reason: str | None = None) -> None:
-        await self._change(Cancel(reason=reason))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.project}/{self.id} {self.state.status}>"
@@ -290,15 +286,7 @@ class Workflow(Task):
         """The phase called ``name`` (raises InvalidTask on a change if there is none)."""
         return Phase(self, name)
 
-    async def progress(
-        self,
-        percent: float | None = None,
-        *,
-        step: int | None = None,
-        total_steps: int | None = None,
-        step_name: str | None = None,
-        message: str | None = None,
-    ) -> None:
+    async def progress(self, *args: Any, **kwargs: Any) -> None:
         """Not for workflows: their progress comes from their phases."""
         raise TypeError("a workflow's progress comes from its phases: use workflow.phase(name)")
 
@@ -310,6 +298,7 @@ class Phase(_Unit):
     def __init__(self, workflow: Workflow, name: str) -> None:
         self.workflow = workflow
         self.name = name
+        self._phase = name
 
     @property
     def state(self) -> PhaseState | None:
@@ -320,40 +309,8 @@ class Phase(_Unit):
         state = self.state
         return None if state is None else state.status
 
-    async def start(self, message: str | None = None) -> None:
-        await self.workflow._change(Start(phase=self.name, message=message))
-
-    async def progress(
-        self,
-        percent: float | None = None,
-        *,
-        step: int | None = None,
-        total_steps: int | None = None,
-        step_name: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        await self.workflow._change(
-            Progress(
-                phase=self.name,
-                percent=percent,
-                step=step,
-                total_steps=total_steps,
-                step_name=step_name,
-                message=message,
-            )
-        )
-
-    async def log(self, message: str, level: str = "info") -> None:
-        await self.workflow._change(Log(phase=self.name, message=message, level=level))
-
-    async def complete(self, result: Any = None, message: str | None = None) -> None:
-        await self.workflow._change(Complete(phase=self.name, message=message))
-
-    async def fail(self, error: str) -> None:
-        await self.workflow._change(Fail(phase=self.name, error=error))
-
-    async def cancel(self, reason: str | None = None) -> None:
-        await self.workflow._change(Cancel(phase=self.name, reason=reason))
+    async def _change(self, change: Change) -> None:
+        await self.workflow._change(change)
 
     def __repr__(self) -> str:
         return f"<Phase {self.name!r} of {self.workflow!r}>"

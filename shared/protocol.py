@@ -9,6 +9,10 @@ Server → client: :class:`Subscribed`, :class:`Unsubscribed`, :class:`Message`,
 :class:`Ping`, :class:`Pong`, :class:`Authenticated`, :class:`Error`, and close codes
 from :class:`CloseCode`.
 
+The Redis envelope, :class:`Publication`, is here too: it is what every broker hands a
+gateway, packed as a msgpack array by :func:`encode_publication` (and, inside Redis, by
+the publish script, field for field in the same order).
+
 Evolution rules: new fields get defaults; existing fields never change type.
 """
 
@@ -33,6 +37,7 @@ __all__ = [
     "Ping",
     "Pong",
     "Position",
+    "Publication",
     "Refresh",
     "ServerMessage",
     "Subscribe",
@@ -40,8 +45,10 @@ __all__ = [
     "Unsubscribe",
     "Unsubscribed",
     "decode_client",
+    "decode_publication",
     "decode_server",
     "encode",
+    "encode_publication",
 ]
 
 
@@ -65,6 +72,21 @@ class Position(msgspec.Struct, frozen=True):
 
     offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)]
     epoch: Annotated[str, msgspec.Meta(pattern=EPOCH_PATTERN)]
+
+
+class Publication(msgspec.Struct, array_like=True, frozen=True):
+    """One published message as it travels through the broker (msgpack on Redis).
+
+    ``data`` is the published value already encoded as JSON text; no gateway decodes it.
+    ``time`` is the publisher's wall clock at publish, in seconds since the epoch.
+    On the wire it is the msgpack array ``[offset, epoch, data, time]``; the publish
+    script in Redis packs exactly that, so fields are only ever appended.
+    """
+
+    offset: int
+    epoch: str
+    data: str
+    time: float
 
 
 class _Frame(msgspec.Struct, tag_field="type", tag=str.lower, omit_defaults=True):
@@ -254,6 +276,8 @@ RECONNECT_CLOSE_CODES = frozenset(
 _encoder = msgspec.json.Encoder()
 _client_decoder = msgspec.json.Decoder(ClientMessage)
 _server_decoder = msgspec.json.Decoder(ServerMessage)
+_publication_encoder = msgspec.msgpack.Encoder()
+_publication_decoder = msgspec.msgpack.Decoder(Publication)
 
 
 def encode(frame: Any) -> bytes:
@@ -276,3 +300,18 @@ def decode_server(data: bytes | str) -> ServerMessage:
     """Decode a server frame (used by the SDKs and tests)."""
     frame: ServerMessage = _server_decoder.decode(data)
     return frame
+
+
+def encode_publication(publication: Publication) -> bytes:
+    """The msgpack form of a publication, as the publish script sends it over pub/sub."""
+    return _publication_encoder.encode(publication)
+
+
+def decode_publication(data: bytes) -> Publication:
+    """Decode a publication from pub/sub.
+
+    Raises:
+        msgspec.DecodeError: not a msgpack ``[offset, epoch, data, time]`` array.
+    """
+    publication: Publication = _publication_decoder.decode(data)
+    return publication

@@ -1,7 +1,7 @@
 """Numbered, timestamped messages into Redis at a paced rate, for the tests and the bench.
 
 It speaks RESP on a plain socket and pipelines ``EVALSHA`` of the same publish script
-the publisher library runs (:data:`shared.broker.scripts.PUBLISH_LUA`), so a message
+the publisher library runs (:data:`shared.broker.redis_scripts.PUBLISH_LUA`), so a message
 gets its offset and history exactly as a real publish does, at a few microseconds of
 Python per message. Payloads are ``{"t":<publish time>,"n":<number>,"p":"xx..."}``,
 padded to the requested size: the bench's load processes read ``t`` and ``n`` back
@@ -29,7 +29,7 @@ import hiredis
 from redis.connection import parse_url
 
 from shared.broker.redis_link import encode_command
-from shared.broker.scripts import PUBLISH_LUA, channel_keys, publish_args
+from shared.broker.redis_scripts import PUBLISH_LUA, channel_keys, publish_args
 from shared.channels import Namespaces
 
 __all__ = ["NumberedPublisher", "PublishConfig", "PublishResult", "payload", "publish", "run"]

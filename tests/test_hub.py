@@ -14,8 +14,8 @@ import pytest
 
 from gateway.hub import Hub
 from gateway.session import Session
-from shared.broker.base import Publication
 from shared.broker.memory import MemoryBroker
+from shared.protocol import Publication
 from shared.settings import Settings
 from tests.helpers import wait_until
 

@@ -21,6 +21,7 @@ from gateway.hub import Hub
 from gateway.session import Session
 from publisher import AsyncPublisher
 from shared.broker.redis import RedisBroker
+from shared.broker.redis_base import LinkOptions
 from shared.settings import Settings
 from tests.helpers import wait_until
 
@@ -29,7 +30,7 @@ CHANNEL = "tasks.failover"
 
 async def start(url: str) -> tuple[Hub, RedisBroker, Session, AsyncPublisher]:
     settings = Settings.load({"redis_url": url}, env={})
-    broker = RedisBroker(url, name="lost-writes-test")
+    broker = RedisBroker(url, LinkOptions(name="lost-writes-test"))
     hub = Hub(broker, settings)
     await broker.start(hub)
     await wait_until(lambda: broker.up, 10, "broker up")

@@ -78,3 +78,35 @@ def test_server_frames_are_not_accepted_from_clients():
 def test_reconnect_codes_cover_drain_and_slow_but_not_terminal_ones():
     assert {1012, 4000, 4001, 4002} <= p.RECONNECT_CLOSE_CODES
     assert not {1000, 4501, 4502} & p.RECONNECT_CLOSE_CODES
+
+
+PUBLICATIONS = [
+    p.Publication(1, "e1", '{"x":1}', 1767225600.25),
+    p.Publication(2**40, "", "", 0.0),
+    p.Publication(7, "a3f9", '"caf\\u00e9 \u2603"', 1.5),
+]
+
+
+@pytest.mark.parametrize("publication", PUBLICATIONS, ids=repr)
+def test_publication_round_trips_in_msgpack(publication):
+    assert p.decode_publication(p.encode_publication(publication)) == publication
+
+
+def test_publication_is_the_array_the_publish_script_packs():
+    # The Lua publish script packs {offset, epoch, data, time}: a positional array.
+    packed = p.encode_publication(p.Publication(3, "e", "{}", 2.5))
+    assert msgspec.msgpack.decode(packed) == [3, "e", "{}", 2.5]
+    assert p.decode_publication(msgspec.msgpack.encode([3, "e", "{}", 2.5])) == p.Publication(
+        3, "e", "{}", 2.5
+    )
+
+
+def test_a_malformed_publication_fails_to_decode():
+    with pytest.raises(msgspec.DecodeError):
+        p.decode_publication(msgspec.msgpack.encode({"offset": 1}))
+
+
+def test_a_negative_offset_is_not_a_position():
+    frame = b'{"type":"subscribe","channel":"a","since":{"offset":-1,"epoch":"e"}}'
+    with pytest.raises(msgspec.ValidationError, match=r">= 0 - at `\$.since.offset`"):
+        p.decode_client(frame)

@@ -13,8 +13,7 @@ from gateway.commands import Limits, SubscribeCommand, UnsubscribeCommand
 from gateway.frames import OutFrame, control, message
 from gateway.heartbeat import beat
 from gateway.session import InvalidState, Session, State
-from shared.broker.base import Publication
-from shared.protocol import CloseCode, ErrorCode, Subscribed
+from shared.protocol import CloseCode, ErrorCode, Publication, Subscribed
 
 
 def frames(session: Session) -> list[dict]:

@@ -15,26 +15,45 @@ from typing import Protocol
 import msgspec
 
 from shared.channels import ChannelOptions
-from shared.protocol import Position
+from shared.protocol import Position, Publication
 
-__all__ = ["Broker", "BrokerEventHandler", "BrokerUnavailable", "History", "Publication"]
+__all__ = [
+    "PROVISIONAL_POSITION_TTL",
+    "Broker",
+    "BrokerEventHandler",
+    "BrokerUnavailable",
+    "History",
+    "InvalidPosition",
+    "check_since",
+]
 
 
 class BrokerUnavailable(ConnectionError):
     """The broker cannot be reached right now; the caller may retry later."""
 
 
-class Publication(msgspec.Struct, array_like=True, frozen=True):
-    """One published message as it travels through the broker (msgpack on Redis).
+# A read of a channel that was never published gives it an epoch, so that a subscriber
+# and the first publish agree on it; but a read must not leave long-lived state (anyone
+# allowed to read a namespace could fill Redis, or a memory broker, with names). So that
+# position lasts only this many seconds unless a publish comes; a subscriber still waiting
+# after that gets the first message under a new epoch, told ``recovered: false`` at
+# offset 0 (it had missed nothing).
+PROVISIONAL_POSITION_TTL = 60
 
-    ``data`` is the published value already encoded as JSON text; no gateway decodes it.
-    ``time`` is the publisher's wall clock at publish, in seconds since the epoch.
+
+class InvalidPosition(ValueError):
+    """A position no stream can have (a negative offset). The caller's input was wrong;
+    the message is fit to show to whoever sent it."""
+
+
+def check_since(since: int | None) -> None:
+    """Refuse a ``since`` offset no stream has, before it reaches a backend.
+
+    Raises:
+        InvalidPosition: ``since`` is negative.
     """
-
-    offset: int
-    epoch: str
-    data: str
-    time: float
+    if since is not None and since < 0:
+        raise InvalidPosition(f"offset {since} is negative; offsets start at 0")
 
 
 class History(msgspec.Struct, frozen=True):
@@ -107,9 +126,12 @@ class Broker(Protocol):
 
         With ``since``, return up to ``limit`` publications with offsets above ``since``,
         oldest first. Without it, return the newest ``limit`` publications, oldest first.
-        A channel that was never published gets a position (offset 0, a new epoch).
+        A channel that was never published gets a position (offset 0, a new epoch) that
+        a first publish keeps, but that lasts only a short while otherwise: reading never
+        leaves long-lived state.
 
         Raises:
+            InvalidPosition: ``since`` is negative.
             BrokerUnavailable: the broker cannot be reached.
         """
 

@@ -9,8 +9,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from shared.broker.base import BrokerUnavailable
-from shared.broker.probe import Probe
 from shared.broker.redis_link import PubSubLink
+from shared.broker.redis_probe import Probe
 from shared.broker.redis_url import Address, RedisTarget, async_command_client, parse_redis_url
 
 __all__ = ["Shard", "read_slot_map"]

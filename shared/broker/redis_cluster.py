@@ -12,7 +12,8 @@ reply, or a ``sunsubscribe`` the server pushes (the slot moved away, or its node
 demoted) marks the broker down; the supervisor then reads the slot map again (``CLUSTER
 SLOTS`` from any node that answers), opens links to new primaries, subscribes each
 channel on the primary that owns it now, and reports up. Reconnects back off
-exponentially with full jitter.
+exponentially with full jitter; while waiting, a slot map that names new primaries ends the
+wait at once, so after a failover delivery resumes as soon as the replica is promoted.
 
 The handler sees one down/up pair per disruption, wherever it happened, and fills every
 channel's gap from history exactly as with one Redis. Channels of healthy shards are
@@ -30,110 +31,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import hiredis
-import msgspec
 import redis.asyncio.cluster as aiocluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import RedisError
 
-from shared.backoff import backoff_delay
-from shared.broker.base import (
-    Broker,
-    BrokerEventHandler,
-    BrokerUnavailable,
-    History,
-    Publication,
-)
+from shared.broker.base import Broker, BrokerUnavailable
 from shared.broker.cluster_topology import Shard, read_slot_map
-from shared.broker.probe import Verdict, watch
+from shared.broker.redis_base import DEFAULT_OPTIONS, LinkOptions, RedisBrokerBase
 from shared.broker.redis_link import Reply, open_link
+from shared.broker.redis_probe import Verdict
 from shared.broker.redis_url import Address, async_command_client, parse_redis_url
-from shared.broker.store import RedisStore
-from shared.channels import ChannelOptions
-from shared.protocol import Position
 
 __all__ = ["RedisClusterBroker"]
 
 log = logging.getLogger("relaycast.broker")
 
-_decode_publication = msgspec.msgpack.Decoder(Publication).decode
 
-
-class RedisClusterBroker:
+class RedisClusterBroker(RedisBrokerBase):
     """A :class:`~shared.broker.base.Broker` over a Redis Cluster (7.0+).
 
     ``url`` is a ``redis+cluster://host:port[,host:port...]`` URL of seed nodes.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = "rc",
-        name: str = "relaycast",
-        probe_interval: float = 5.0,
-        probe_timeout: float = 10.0,
-        connect_timeout: float = 3.0,
-    ) -> None:
+    label = "redis cluster"
+
+    def __init__(self, url: str, options: LinkOptions = DEFAULT_OPTIONS) -> None:
         target = parse_redis_url(url)
         if target.kind != "cluster":
             raise ValueError(f"not a cluster URL: {url!r}")
-        self._target = target
-        self._prefix = prefix
         client = async_command_client(
             target,
-            socket_connect_timeout=connect_timeout,
+            socket_connect_timeout=options.connect_timeout,
             socket_timeout=5.0,
             socket_keepalive=True,
         )
         assert isinstance(client, aiocluster.RedisCluster)
+        super().__init__(client, options, target.publish_script)
+        self._target = target
         self._client = client
-        self._store = RedisStore(client, prefix, target.publish_script)
-        self._connect_timeout = connect_timeout
-        self._probe_interval = probe_interval
-        self._probe_timeout = probe_timeout
-        self._probe_stem = f"{prefix}:probe:{name.replace('{', '').replace('}', '')}"
-
-        self._handler: BrokerEventHandler | None = None
-        self._channels: set[str] = set()
-        self._names: dict[bytes, str] = {}
-        self._pending: dict[str, asyncio.Future[None]] = {}
+        stem = options.name.replace("{", "").replace("}", "")
+        self._probe_stem = f"{options.prefix}:probe:{stem}"
         self._owners: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         self._known: list[Address] = list(target.nodes)
         self._shards: dict[Address, Shard] = {}
         self._trouble = asyncio.Event()
         self._reason = ""
-        self._up = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
-
-    def _pubsub_name(self, channel: str) -> bytes:
-        return f"{self._prefix}:{{{channel}}}".encode()
-
-    # --- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def up(self) -> bool:
-        return self._up
-
-    async def start(self, handler: BrokerEventHandler) -> None:
-        self._handler = handler
-        self._tasks = [
-            asyncio.create_task(self._supervise(), name="relaycast-cluster-pubsub"),
-            asyncio.create_task(self._watch(), name="relaycast-cluster-probe"),
-        ]
-
-    async def close(self) -> None:
-        self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for shard in list(self._shards.values()):
-            self._discard(shard)
-        await self._client.aclose()
+        self._turn = 0
 
     # --- subscriptions -------------------------------------------------------------------
 
@@ -141,53 +87,23 @@ class RedisClusterBroker:
         address = self._owners[key_slot(name)]
         return None if address is None else self._shards.get(address)
 
-    async def subscribe(self, channel: str) -> None:
-        name = self._pubsub_name(channel)
-        self._channels.add(channel)
-        self._names[name] = channel
-        shard = self._owner(name) if self._up else None
+    def _send_subscribe(self, name: bytes) -> bool:
+        shard = self._owner(name)
         if shard is None or not shard.is_open:
             raise BrokerUnavailable("redis cluster pub/sub is reconnecting")
-        waiter = asyncio.get_running_loop().create_future()
-        self._pending[channel] = waiter
         shard.ssubscribe(name)
-        if name in shard.subscribed:
-            waiter.set_result(None)
-        try:
-            async with asyncio.timeout(self._connect_timeout + 2):
-                await waiter
-        except TimeoutError:
-            raise BrokerUnavailable(f"{shard} did not confirm SSUBSCRIBE in time") from None
-        finally:
-            if self._pending.get(channel) is waiter:
-                del self._pending[channel]
+        return name in shard.subscribed
 
-    async def unsubscribe(self, channel: str) -> None:
-        self._channels.discard(channel)
-        name = self._pubsub_name(channel)
-        self._names.pop(name, None)
+    def _send_unsubscribe(self, name: bytes) -> None:
         for shard in self._shards.values():
             shard.sunsubscribe(name)
 
-    # --- publish and history (the store's) ------------------------------------------------
+    def _drop_links(self) -> None:
+        for shard in list(self._shards.values()):
+            self._discard(shard)
 
-    async def publish(
-        self, channel: str, data: bytes | str, options: ChannelOptions, time: float
-    ) -> Position:
-        return await self._store.publish(channel, data, options, time)
-
-    async def history(
-        self,
-        channel: str,
-        options: ChannelOptions,
-        *,
-        since: int | None = None,
-        limit: int = 0,
-    ) -> History:
-        return await self._store.history(channel, options, since=since, limit=limit)
-
-    async def renew_epoch(self, channel: str, options: ChannelOptions, stale: str) -> Position:
-        return await self._store.renew_epoch(channel, options, stale)
+    def _connected_summary(self) -> str:
+        return f"{len(self._shards)} primaries, {len(self._channels)} channels subscribed"
 
     # --- replies from the links ----------------------------------------------------------
 
@@ -210,23 +126,12 @@ class RedisClusterBroker:
             return
         kind, name = reply[0], reply[1]
         if kind == b"smessage":
-            channel = self._names.get(name)
-            if channel is not None and self._handler is not None:
-                try:
-                    publication = _decode_publication(reply[2])
-                except msgspec.DecodeError:
-                    log.warning("dropped a malformed publication on %s", channel)
-                    return
-                self._handler.on_publication(channel, publication)
-            elif name == shard.probe_name:
+            if not self._deliver(name, reply[2]) and name == shard.probe_name:
                 shard.probe.saw(int(reply[2]))
         elif kind == b"ssubscribe":
             if name in shard.requested:
                 shard.subscribed.add(name)
-            channel = self._names.get(name)
-            waiter = self._pending.get(channel) if channel is not None else None
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self._confirmed(name)
         elif kind == b"sunsubscribe":
             expected = shard.unsubscribing.get(name, 0)
             if expected > 1:
@@ -246,15 +151,14 @@ class RedisClusterBroker:
 
     # --- keeping the links in step with the slot map -------------------------------------
 
-    async def _reconcile(self) -> None:
+    async def _connect(self) -> None:
         """Read the slot map, link every primary, subscribe every channel on its owner."""
-        nodes = list(dict.fromkeys([*self._known, *self._target.nodes]))
-        slot_map = await read_slot_map(self._target, nodes, self._connect_timeout)
-        owners: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        self._trouble.clear()
+        slot_map = await read_slot_map(self._target, self._nodes(), self._connect_timeout)
+        owners = _owners_of(slot_map)
         known: list[Address] = []
-        for first, last, primary, *replicas in slot_map:
-            owners[first : last + 1] = [primary] * (last - first + 1)
-            known += [primary, *replicas]
+        for _, _, *nodes in slot_map:
+            known += nodes
         self._owners, self._known = owners, list(dict.fromkeys(known))
         primaries = set(filter(None, owners))
         for address, shard in list(self._shards.items()):
@@ -266,6 +170,20 @@ class RedisClusterBroker:
         for address in primaries - self._shards.keys():
             await self._link(address)
         await self._settle()
+
+    def _nodes(self, turn: int = 0) -> list[Address]:
+        """Every node known to ask for the slot map, starting at the ``turn``-th."""
+        nodes = list(dict.fromkeys([*self._known, *self._target.nodes]))
+        turn %= len(nodes)
+        return nodes[turn:] + nodes[:turn]
+
+    async def _moved(self) -> bool:
+        """Read the slot map (from a different node each time, so that a dead one does
+        not slow every read); True when it names other primaries than the links'."""
+        self._turn += 1
+        timeout = min(1.0, self._connect_timeout)
+        slot_map = await read_slot_map(self._target, self._nodes(self._turn), timeout)
+        return _owners_of(slot_map) != self._owners
 
     async def _link(self, address: Address) -> None:
         shard = Shard(address, self._probe_name(address))
@@ -320,75 +238,44 @@ class RedisClusterBroker:
                 raise BrokerUnavailable("cluster did not confirm every SSUBSCRIBE in time")
             await asyncio.sleep(0.01)
 
-    async def _supervise(self) -> None:
-        attempt = 0
-        while not self._closing:
-            self._trouble.clear()
-            try:
-                await self._reconcile()
-            except (OSError, TimeoutError, RedisError, BrokerUnavailable) as exc:
-                delay = backoff_delay(attempt)
-                attempt += 1
-                log.warning(
-                    "redis cluster pub/sub not in step (%s); retry %d in %.2fs",
-                    exc or type(exc).__name__,
-                    attempt,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                continue
-            attempt = 0
-            if not self._up:
-                self._up = True
-                for shard in self._shards.values():
-                    shard.probe.forgive()
-                log.info(
-                    "redis cluster pub/sub connected: %d primaries, %d channels subscribed",
-                    len(self._shards),
-                    len(self._channels),
-                )
-                if self._handler is not None:
-                    self._handler.on_broker_state(True)
-            await self._trouble.wait()
-            if self._closing:
-                return
-            self._up = False
-            for waiter in self._pending.values():
-                if not waiter.done():
-                    waiter.set_exception(BrokerUnavailable(self._reason))
-            log.warning("redis cluster pub/sub disrupted: %s; resubscribing", self._reason)
-            if self._handler is not None:
-                self._handler.on_broker_state(False)
+    async def _disrupted(self) -> str:
+        await self._trouble.wait()
+        return f"disrupted: {self._reason}"
 
-    async def _watch(self) -> None:
+    # --- the watchdog --------------------------------------------------------------------
+
+    async def _probe_tick(self, now: float) -> None:
         """End-to-end probes: SPUBLISH to each link's own probe channel, expect it back."""
+        sends = []
+        for shard in list(self._shards.values()):
+            if not shard.is_open or shard.probe_name not in shard.subscribed:
+                continue
+            verdict = shard.probe.check(now, self._probe_timeout)
+            if verdict is Verdict.DEAD and shard.link is not None:
+                log.warning(
+                    "probe not seen back from %s within %.1fs: link silently dead; reconnecting",
+                    shard,
+                    self._probe_timeout,
+                )
+                shard.link.abort()
+            elif verdict is Verdict.SEND:
+                sends.append(self._client.spublish(shard.probe_name, shard.probe.sent))
+        if sends:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(self._probe_interval):
+                    await asyncio.gather(*sends, return_exceptions=True)
 
-        async def tick(now: float) -> None:
-            sends = []
-            for shard in list(self._shards.values()):
-                if not shard.is_open or shard.probe_name not in shard.subscribed:
-                    continue
-                verdict = shard.probe.check(now, self._probe_timeout)
-                if verdict is Verdict.DEAD and shard.link is not None:
-                    log.warning(
-                        "probe not seen back from %s within %.1fs: link silently dead;"
-                        " reconnecting",
-                        shard,
-                        self._probe_timeout,
-                    )
-                    shard.link.abort()
-                elif verdict is Verdict.SEND:
-                    sends.append(self._client.spublish(shard.probe_name, shard.probe.sent))
-            if sends:
-                with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    async with asyncio.timeout(self._probe_interval):
-                        await asyncio.gather(*sends, return_exceptions=True)
+    def _forgive_probes(self) -> None:
+        for shard in self._shards.values():
+            shard.probe.forgive()
 
-        def forgive() -> None:
-            for shard in self._shards.values():
-                shard.probe.forgive()
 
-        await watch(self._probe_interval, tick, forgive)
+def _owners_of(slot_map: list[list[Any]]) -> list[Address | None]:
+    """The primary of every slot (None: no node serves it)."""
+    owners: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+    for first, last, primary, *_ in slot_map:
+        owners[first : last + 1] = [primary] * (last - first + 1)
+    return owners
 
 
 _: type[Broker] = RedisClusterBroker

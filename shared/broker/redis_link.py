@@ -71,6 +71,11 @@ class PubSubLink(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(exc)
 
+    def deliver_to(self, on_reply: Callable[[Reply], None]) -> None:
+        """Hand every later reply to ``on_reply`` instead (its owner, once it has checked
+        the replies to the link's setup)."""
+        self._on_reply = on_reply
+
     @property
     def is_open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing()

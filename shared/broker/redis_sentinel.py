@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from shared.broker.base import Broker, BrokerEventHandler, BrokerUnavailable
 from shared.broker.redis import RedisBroker
+from shared.broker.redis_base import DEFAULT_OPTIONS, LinkOptions
 from shared.broker.redis_url import Address, async_primary_client, async_sentinel, parse_redis_url
 
 __all__ = ["SentinelBroker"]
@@ -40,22 +41,15 @@ class SentinelBroker(RedisBroker):
     """
 
     def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = "rc",
-        name: str = "relaycast",
-        probe_interval: float = 5.0,
-        probe_timeout: float = 10.0,
-        connect_timeout: float = 3.0,
-        follow_interval: float = 1.0,
+        self, url: str, options: LinkOptions = DEFAULT_OPTIONS, *, follow_interval: float = 1.0
     ) -> None:
         target = parse_redis_url(url)
         if target.kind != "sentinel":
             raise ValueError(f"not a sentinel URL: {url!r}")
         self._target = target
+        timeout = options.connect_timeout
         self._sentinel = async_sentinel(
-            target, socket_connect_timeout=connect_timeout, socket_timeout=connect_timeout
+            target, socket_connect_timeout=timeout, socket_timeout=timeout
         )
         client = async_primary_client(
             self._sentinel,
@@ -64,15 +58,7 @@ class SentinelBroker(RedisBroker):
             socket_keepalive=True,
             health_check_interval=15,
         )
-        super().__init__(
-            url,
-            prefix=prefix,
-            name=name,
-            probe_interval=probe_interval,
-            probe_timeout=probe_timeout,
-            connect_timeout=connect_timeout,
-            client=client,
-        )
+        super().__init__(url, options, client=client)
         self._follow_interval = follow_interval
         self._primary: Address | None = None
 
@@ -84,6 +70,10 @@ class SentinelBroker(RedisBroker):
                 f"no sentinel names a primary for {self._target.service!r}: {exc}"
             ) from exc
         return str(host), int(port)
+
+    async def _moved(self) -> bool:
+        """True when the sentinels name another primary than the link's last one."""
+        return await self._discover() != self._primary
 
     async def _link_url(self) -> str:
         self._primary = await self._discover()

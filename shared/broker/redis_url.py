@@ -14,7 +14,7 @@ The same URL serves gateways (:func:`shared.broker.create_broker`) and publisher
 from __future__ import annotations
 
 from typing import Any, Literal, cast
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
 import msgspec
 import redis
@@ -24,7 +24,7 @@ import redis.asyncio.sentinel as aiosentinel
 import redis.cluster
 import redis.sentinel
 
-from shared.broker.scripts import PUBLISH_LUA, SHARDED_PUBLISH_LUA
+from shared.broker.redis_scripts import PUBLISH_LUA, SHARDED_PUBLISH_LUA
 
 __all__ = [
     "CLUSTER_SCHEME",
@@ -40,6 +40,8 @@ __all__ = [
     "async_sentinel",
     "blocking_command_client",
     "parse_redis_url",
+    "redacted_url",
+    "release_idle",
 ]
 
 CLUSTER_SCHEME = "redis+cluster"
@@ -207,3 +209,37 @@ def blocking_command_client(target: RedisTarget, **options: Any) -> BlockingComm
         )
         return cast(SentinelClient, client)
     return redis.Redis.from_url(target.url, **options)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with every secret in it masked, for logs: the password before ``@`` and any
+    query parameter whose name holds "password" (``?password=``, ``?sentinel_password=``).
+
+    Works on any URL of the syntax above, and on ``memory://``.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    if "@" in rest:  # split at the last "@": a password may hold "@", "/" or "?" unquoted
+        userinfo, rest = rest.rsplit("@", 1)
+        user, colon, _ = userinfo.partition(":")
+        rest = (f"{user}:***@" if colon else "***@") + rest
+    rest, qmark, query = rest.partition("?")
+    if qmark:
+        pairs = [
+            (name, "***" if "password" in name.lower() else value)
+            for name, value in parse_qsl(query, keep_blank_values=True)
+        ]
+        query = urlencode(pairs, safe="*")
+    return scheme + sep + rest + qmark + query
+
+
+async def release_idle(client: AsyncCommandClient) -> None:
+    """Close the connections of ``client`` that no command is using; they reopen when
+    needed. A pool grows to as many connections as commands ran at once and would keep
+    them all for good (each one a Redis client, counted against ``maxclients``)."""
+    if isinstance(client, aiocluster.RedisCluster):
+        for node in client.get_nodes():
+            await node.disconnect_free_connections()
+    else:
+        await client.connection_pool.disconnect(inuse_connections=False)

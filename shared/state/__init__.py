@@ -15,5 +15,5 @@ and, for tasks and alerts, changes it the same way. Keys, with the default prefi
   the condition clears
 
 Every change of task or alert state and the events announcing it happen in one Lua script
-(:mod:`shared.state.lua`), so a subscriber never sees one without the other.
+(:mod:`shared.broker.redis_atomic`), so a subscriber never sees one without the other.
 """

@@ -24,8 +24,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from shared.broker.base import BrokerUnavailable
+from shared.broker.redis_atomic import AtomicScript
 from shared.settings import Settings
-from shared.state.lua import Publishes, with_publish
 
 __all__ = [
     "ALERTS_CHANNEL",
@@ -110,9 +110,9 @@ local function snapshot(now)
 end
 """
 
-# ARGV: fingerprint, alert JSON, raise time, now, then publishes (event, state).
+# ARGV: fingerprint, alert JSON, raise time, now; publishes: event, state.
 # Returns {1, ''} raised; {0, current JSON} already active; {0, ''} silenced.
-_RAISE_LUA = with_publish(
+_RAISE_LUA = (
     _SNAPSHOT
     + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {0, ''} end
@@ -120,14 +120,14 @@ local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current then return {0, current} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-publish_all(5, 5, 2, 1, snapshot(ARGV[4]))
+publish_all(1, snapshot(ARGV[4]))
 return {1, ''}
 """
 )
 
 # ARGV: fingerprint, expected current JSON, resolved JSON, recent kept, now,
-# silence seconds ('' = none), then publishes (event, state). Returns 1 done, 0 not active.
-_RESOLVE_LUA = with_publish(
+# silence seconds ('' = none); publishes: event, state. Returns 1 done, 0 not active.
+_RESOLVE_LUA = (
     _SNAPSHOT
     + """
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
@@ -136,16 +136,16 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LPUSH', KEYS[3], ARGV[3])
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
 if ARGV[6] ~= '' then redis.call('SET', KEYS[4], '1', 'EX', ARGV[6]) end
-publish_all(5, 7, 2, 1, snapshot(ARGV[5]))
+publish_all(1, snapshot(ARGV[5]))
 return 1
 """
 )
 
-# ARGV: now, then one publish (state).
-_STATE_LUA = with_publish(
+# ARGV: now; publishes: state.
+_STATE_LUA = (
     _SNAPSHOT
     + """
-publish_all(5, 2, 1, 0, snapshot(ARGV[1]))
+publish_all(0, snapshot(ARGV[1]))
 return 1
 """
 )
@@ -165,9 +165,9 @@ class AlertStore:
         self._active = f"{prefix}:alerts:active"
         self._order = f"{prefix}:alerts:order"
         self._recent = f"{prefix}:alerts:recent"
-        self._raise = redis.register_script(_RAISE_LUA)
-        self._resolve = redis.register_script(_RESOLVE_LUA)
-        self._state = redis.register_script(_STATE_LUA)
+        self._raise = AtomicScript(redis, settings, _RAISE_LUA)
+        self._resolve = AtomicScript(redis, settings, _RESOLVE_LUA)
+        self._state = AtomicScript(redis, settings, _STATE_LUA)
 
     def _keys(self, fingerprint: str = "-") -> list[str]:
         silence = f"{self.settings.key_prefix}:alerts:silence:{fingerprint}"
@@ -185,13 +185,9 @@ class AlertStore:
         process raised it first; (False, None) when it is silenced.
         """
         now = time.time()
-        publishes = self._publishes(now, AlertEvent(type="alert.raised", time=now, alert=alert))
+        publishes = _publishes(AlertEvent(type="alert.raised", time=now, alert=alert))
         args = [alert.fingerprint, _encode(alert), repr(alert.raised_at), repr(now)]
-        raised, current = await _call(
-            self._raise(
-                keys=self._keys(alert.fingerprint) + publishes.keys, args=args + publishes.args
-            )
-        )
+        raised, current = await self._raise.run(self._keys(alert.fingerprint), args, publishes, now)
         if raised:
             return True, alert
         return False, _decode_alert(current) if current else None
@@ -203,7 +199,6 @@ class AlertStore:
         """
         now = time.time()
         event = AlertEvent(type="alert.resolved", time=now, alert=resolved)
-        publishes = self._publishes(now, event)
         args: list[Any] = [
             resolved.fingerprint,
             stored,
@@ -212,12 +207,8 @@ class AlertStore:
             repr(now),
             SILENCE_SECONDS if silence else "",
         ]
-        done = await _call(
-            self._resolve(
-                keys=self._keys(resolved.fingerprint) + publishes.keys,
-                args=args + publishes.args,
-            )
-        )
+        keys = self._keys(resolved.fingerprint)
+        done = await self._resolve.run(keys, args, _publishes(event), now)
         return bool(done)
 
     async def resolve_by_id(self, alert_id: str, note: str | None = None) -> Alert:
@@ -265,17 +256,7 @@ class AlertStore:
         """Publish the current :class:`AlertsState` on ``alerts@state`` (for a process that
         starts, so that the channel has a value even before the first alert)."""
         now = time.time()
-        publishes = Publishes(self.settings, now).add(STATE_CHANNEL, b"")
-        await _call(
-            self._state(keys=self._keys() + publishes.keys, args=[repr(now), *publishes.args])
-        )
-
-    def _publishes(self, now: float, event: AlertEvent) -> Publishes:
-        return (
-            Publishes(self.settings, now)
-            .add(ALERTS_CHANNEL, _encode(event))
-            .add(STATE_CHANNEL, b"")  # the state is assembled inside the script
-        )
+        await self._state.run(self._keys(), [repr(now)], [(STATE_CHANNEL, b"")], now)
 
 
 async def _call(awaitable: Any) -> Any:
@@ -283,6 +264,11 @@ async def _call(awaitable: Any) -> Any:
         return await awaitable
     except (RedisError, OSError) as exc:
         raise BrokerUnavailable(f"redis: {exc}") from exc
+
+
+def _publishes(event: AlertEvent) -> list[tuple[str, bytes]]:
+    """The event, and the state (which the script assembles)."""
+    return [(ALERTS_CHANNEL, _encode(event)), (STATE_CHANNEL, b"")]
 
 
 def decode_state(raw: bytes | str) -> AlertsState:

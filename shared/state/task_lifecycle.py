@@ -137,15 +137,19 @@ def apply(state: TaskState, change: Change, now: float) -> tuple[TaskState | Non
     return new, _event(new, kind, now)
 
 
+def _start(unit: TaskState | PhaseState, name: str, change: Start, now: float, what: str) -> None:
+    if unit.status is not TaskStatus.QUEUED:
+        raise InvalidTransition(f"{name} is {unit.status}; only a queued {what} starts")
+    unit.status, unit.started_at = TaskStatus.RUNNING, now
+    unit.message = _text(change.message, "message", _LONG)
+
+
 def _change_task(new: TaskState, change: Change, now: float) -> str:
     status = new.status
     name = f"{new.kind} {new.id!r}"
     match change:
         case Start():
-            if status is not TaskStatus.QUEUED:
-                raise InvalidTransition(f"{name} is {status}; only a queued task starts")
-            new.status, new.started_at = TaskStatus.RUNNING, now
-            new.message = _text(change.message, "message", _LONG)
+            _start(new, name, change, now, "task")
             return "started"
         case Progress():
             if new.kind == "workflow":
@@ -204,10 +208,7 @@ def _change_phase(new: TaskState, phase: PhaseState, change: Change, now: float)
         )
     match change:
         case Start():
-            if status is not TaskStatus.QUEUED:
-                raise InvalidTransition(f"{name} is {status}; only a queued phase starts")
-            phase.status, phase.started_at = TaskStatus.RUNNING, now
-            phase.message = _text(change.message, "message", _LONG)
+            _start(phase, name, change, now, "phase")
             new.phase = phase.name
             return "phase_started"
         case Progress():

@@ -14,6 +14,7 @@ The state expires ``task_ttl`` seconds after its last change.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from typing import Any
@@ -23,8 +24,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from shared.broker.base import BrokerUnavailable
+from shared.broker.redis_atomic import AtomicScript
 from shared.settings import Settings
-from shared.state.lua import Publishes, ttl_seconds, with_publish
 from shared.state.task_lifecycle import apply, create
 from shared.state.tasks import (
     Change,
@@ -45,11 +46,11 @@ INDEX_CAP = 1000
 # Attempts of one change against concurrent writers of the same task, with jittered waits.
 _ATTEMPTS = 100
 
-# KEYS: record hash, project index, then three per publish.
+# KEYS: record hash, project index (then the publishes', see shared.broker.redis_atomic).
 # ARGV: expected version ('' = must not exist), new version ('' = publish only), state JSON,
-# ttl, task id, score, index cap, number of publishes, then six per publish.
+# ttl, task id, score, index cap.
 # Returns {1, ''} when done, {0, current state JSON or ''} when the version did not match.
-_WRITE_LUA = with_publish("""
+_WRITE_LUA = """
 local current = redis.call('HGET', KEYS[1], 'v')
 if ARGV[1] == '' then
   if current then return {0, redis.call('HGET', KEYS[1], 's')} end
@@ -64,9 +65,9 @@ if ARGV[2] ~= '' then
   local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
   if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1) end
 end
-publish_all(3, 9, tonumber(ARGV[8]), -1, nil)
+publish_all()
 return {1, ''}
-""")
+"""
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(TaskState).decode
@@ -94,7 +95,7 @@ class TaskStore:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self._write = redis.register_script(_WRITE_LUA)
+        self._write = AtomicScript(redis, settings, _WRITE_LUA)
 
     def _record_key(self, project: str, task_id: str) -> str:
         return f"{self.settings.key_prefix}:{{tasks.{project}}}:task:{task_id}"
@@ -180,27 +181,26 @@ class TaskStore:
         except (TypeError, msgspec.EncodeError) as exc:
             raise InvalidTask(f"metadata or result is not JSON-encodable: {exc}") from exc
         project, task_id = state.project, state.id
-        try:
-            publishes = Publishes(self.settings, now)
-            publishes.add(task_channel(project, task_id), event_json)
-            publishes.add(project_channel(project), event_json)
-            if write:
-                publishes.add(state_channel(project, task_id), state_json)
-        except ValueError as exc:
-            raise InvalidTask(str(exc)) from exc
+        publishes = [
+            (task_channel(project, task_id), event_json),
+            (project_channel(project), event_json),
+        ]
+        if write:
+            publishes.append((state_channel(project, task_id), state_json))
         args: list[Any] = [
             "" if expected is None else expected,
             state.version if write else "",
             state_json,
-            ttl_seconds(self.settings.task_ttl),
+            max(1, math.ceil(self.settings.task_ttl)),
             task_id,
             repr(now),
             INDEX_CAP,
-            publishes.count,
-            *publishes.args,
         ]
-        keys = [self._record_key(project, task_id), self._index_key(project), *publishes.keys]
-        ok, current = await self._call(self._write(keys=keys, args=args))
+        keys = [self._record_key(project, task_id), self._index_key(project)]
+        try:
+            ok, current = await self._write.run(keys, args, publishes, now)
+        except ValueError as exc:
+            raise InvalidTask(str(exc)) from exc
         return bool(ok), current if isinstance(current, bytes) else b""
 
     async def _call(self, awaitable: Any) -> Any:

@@ -29,7 +29,7 @@ from gateway.hub import Hub
 from gateway.node import Node
 from gateway.transports.websocket import WebSocketTransport
 from shared.broker import create_broker
-from shared.broker.base import Publication
+from shared.protocol import Publication
 from shared.settings import Settings
 from tests.bench import report
 from tests.bench.flow import Params

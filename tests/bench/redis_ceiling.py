@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from shared.broker.scripts import PUBLISH_LUA, channel_keys, publish_args
+from shared.broker.redis_scripts import PUBLISH_LUA, channel_keys, publish_args
 from shared.channels import Namespaces
 from shared.localredis import LocalRedis
 from tests.bench import report

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis
 from websockets.asyncio.client import ClientConnection
 
 from publisher import AsyncPublisher
@@ -19,7 +20,9 @@ __all__ = [
     "collect",
     "connect_clients",
     "expected",
+    "promotion",
     "publish_round",
+    "report_failover",
 ]
 
 
@@ -96,13 +99,24 @@ class ReadinessWatch:
     def __init__(self, gateway: GatewayProcess) -> None:
         self.gateway = gateway
         self.statuses: list[int] = []
+        self.timeline: list[tuple[float, int]] = []  # (time.monotonic(), status)
         self._task: asyncio.Task[None] | None = None
 
     async def _poll(self) -> None:
         while True:
             status, _ = await asyncio.to_thread(self.gateway.get, "/readyz")
             self.statuses.append(status)
+            self.timeline.append((time.monotonic(), status))
             await asyncio.sleep(0.05)
+
+    def ready_again(self) -> float | None:
+        """When the gateway first answered 200 after its first outage (None: not yet)."""
+        down = False
+        for at, status in self.timeline:
+            down = down or status != 200
+            if down and status == 200:
+                return at
+        return None
 
     def __enter__(self) -> ReadinessWatch:
         self._task = asyncio.create_task(self._poll())
@@ -111,3 +125,23 @@ class ReadinessWatch:
     def __exit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+async def promotion(port: int) -> float:
+    """When the Redis on ``port`` first says it is a primary (polled every 50 ms)."""
+    while True:
+        with redis.Redis(port=port, socket_timeout=2) as client:
+            if client.info("replication")["role"] == "master":
+                return time.monotonic()
+        await asyncio.sleep(0.05)
+
+
+def report_failover(killed: float, promoted: float, watches: list[ReadinessWatch]) -> None:
+    """Print how long the failover and each gateway's pause took (``pytest -s`` shows it;
+    docs/redis-topologies.md quotes these figures). Nothing is asserted on time."""
+    ready = [w.ready_again() for w in watches]
+    print(
+        f"\nfailover: replica promoted after {promoted - killed:.2f}s;"
+        " gateways ready again after "
+        + ", ".join(f"{t - killed:.2f}s" for t in ready if t is not None)
+    )

@@ -16,9 +16,11 @@ import pytest
 import redis
 
 from publisher import AsyncPublisher, Publisher
-from shared.broker import Broker, Publication, create_broker
+from shared.broker import Broker, InvalidPosition, create_broker
+from shared.broker.base import PROVISIONAL_POSITION_TTL
+from shared.broker.memory import MemoryBroker
 from shared.channels import ChannelOptions
-from shared.protocol import Position
+from shared.protocol import Position, Publication
 from shared.settings import Settings
 from tests.broker.topologies import wait_for
 from tests.helpers import wait_until
@@ -109,6 +111,33 @@ async def test_a_fresh_channel_is_at_offset_zero_and_its_first_publish_keeps_tha
     position = await rig.broker.publish(channel, "1", ORDERED, 1.0)
     assert position.offset == 1
     assert position.epoch == history.position.epoch
+
+
+@pytest.mark.parametrize("rig", REDIS_KINDS, indirect=True)
+async def test_reading_channels_never_published_leaves_no_long_lived_keys(rig: Rig) -> None:
+    """Subscribing to a channel reads its position; a reader allowed a whole namespace
+    must not be able to fill Redis with keys that outlive it by a day."""
+    channels = [fresh("contract.unread") for _ in range(20)]
+    for channel in channels:
+        await rig.broker.history(channel, ORDERED, limit=10)
+        await rig.broker.history(channel, ORDERED, since=0, limit=10)
+    for channel in channels:
+        ttls = _ttls(rig, [f"rc:{{{channel}}}:m", f"rc:{{{channel}}}:s"])
+        assert f"rc:{{{channel}}}:s" not in ttls
+        assert 0 < ttls[f"rc:{{{channel}}}:m"] <= PROVISIONAL_POSITION_TTL
+    # A publish makes the position last as long as any published channel's.
+    position = await rig.broker.publish(channels[0], "1", ORDERED, 1.0)
+    assert position.offset == 1
+    assert _ttls(rig, [f"rc:{{{channels[0]}}}:m"])[f"rc:{{{channels[0]}}}:m"] >= 86400
+
+
+async def test_a_negative_offset_is_refused_before_it_reaches_the_backend(rig: Rig) -> None:
+    channel = fresh("contract.negative")
+    await rig.broker.publish(channel, "1", ORDERED, 1.0)
+    with pytest.raises(InvalidPosition, match="negative"):
+        await rig.broker.history(channel, ORDERED, since=-1, limit=10)
+    history = await rig.broker.history(channel, ORDERED, since=0, limit=10)
+    assert [p.offset for p in history.publications] == [1]
 
 
 async def test_history_since_returns_later_publications_oldest_first_up_to_limit(
@@ -221,6 +250,28 @@ async def test_both_publishers_take_the_same_url_and_their_messages_arrive(rig: 
     assert [p.data for p in got[channel]] == ['{"by":"blocking"}', '{"by":"async"}']
 
 
+@pytest.mark.parametrize("rig", ["memory"], indirect=True)
+async def test_an_async_publisher_in_the_process_reaches_its_memory_broker(rig: Rig) -> None:
+    """memory:// is one process: a publisher inside it takes the gateway's broker seam."""
+    channel = fresh("contract.inprocess")
+    await rig.broker.subscribe(channel)
+    async with AsyncPublisher("memory://") as publisher:
+        position = await publisher.publish(channel, {"n": 1})
+        with pytest.raises(TypeError, match="memory://"):
+            publisher.redis  # noqa: B018 - tasks and alerts keep their state in Redis
+    assert position.offset == 1
+    assert [p.data for p in rig.recorder.publications[channel]] == ['{"n":1}']
+    history = await rig.broker.history(channel, ORDERED, since=0, limit=10)
+    assert history.position == position
+    other = MemoryBroker()  # a bus of its own: not the process' memory://
+    assert (await other.history(channel, ORDERED)).position.offset == 0
+
+
+def test_the_blocking_publisher_says_memory_needs_the_gateways_event_loop() -> None:
+    with pytest.raises(ValueError, match="AsyncPublisher"):
+        Publisher("memory://")
+
+
 @pytest.mark.parametrize("rig", REDIS_KINDS, indirect=True)
 async def test_probes_come_back_so_a_healthy_link_is_never_dropped(rig: Rig) -> None:
     """The watchdog drops a link whose probe is late; on a healthy one, probes return."""
@@ -265,3 +316,20 @@ def _delete_channel_keys(rig: Rig, channel: str) -> None:
         return False
 
     wait_for(deleted_somewhere, 5, f"keys of {channel} deleted")
+
+
+def _ttls(rig: Rig, keys: list[str]) -> dict[str, int]:
+    """The TTL of each of ``keys`` that exists on a primary (-1: none), by key."""
+    found: dict[str, int] = {}
+    for port in rig.data_ports:
+        with redis.Redis(port=port) as client:
+            if client.execute_command("ROLE")[0] != b"master":
+                continue
+            for key in keys:
+                try:
+                    ttl = int(client.ttl(key))
+                except redis.ResponseError:  # MOVED: another shard owns the key
+                    continue
+                if ttl != -2:
+                    found[key] = ttl
+    return found

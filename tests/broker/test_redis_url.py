@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from shared.broker.redis_url import parse_redis_url
-from shared.broker.scripts import PUBLISH_LUA, SHARDED_PUBLISH_LUA
+from gateway.app import create_app
+from shared.broker.redis_scripts import PUBLISH_LUA, SHARDED_PUBLISH_LUA
+from shared.broker.redis_url import parse_redis_url, redacted_url
+from shared.settings import Settings
 
 
 def test_a_plain_redis_url_is_one_server_and_passed_on_as_is():
@@ -51,3 +55,37 @@ def test_a_sentinel_url_names_sentinels_service_and_database():
 def test_a_malformed_url_is_refused_with_what_is_wrong(url, words):
     with pytest.raises(ValueError, match=words):
         parse_redis_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@10.0.0.5:6379/2", "redis://:***@10.0.0.5:6379/2"),
+        ("redis://app:s%40cret@h:6379/0?password=again", "redis://app:***@h:6379/0?password=***"),
+        ("redis://:p@ss/w?rd@h:6379/0", "redis://:***@h:6379/0"),
+        (
+            "redis+sentinel://:pw@s1:26379,s2:26380/orders?sentinel_password=sp&ssl=1",
+            "redis+sentinel://:***@s1:26379,s2:26380/orders?sentinel_password=***&ssl=1",
+        ),
+        ("redis://h:6379/0?password=pw", "redis://h:6379/0?password=***"),
+        ("redis+cluster://h1:7000,h2:7001", "redis+cluster://h1:7000,h2:7001"),
+        ("memory://", "memory://"),
+    ],
+)
+def test_a_url_is_logged_with_every_password_masked(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
+
+
+async def test_the_gateway_logs_its_broker_url_without_passwords(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = "redis+sentinel://:data-pw@127.0.0.1:1/orders?sentinel_password=sentinel-pw"
+    settings = Settings.load({"redis_url": url, "mode": "development"})
+    app = create_app(settings)
+    with caplog.at_level(logging.INFO):
+        async with app.router.lifespan_context(app):
+            pass
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "broker redis+sentinel://:***@127.0.0.1:1/orders?sentinel_password=***" in logged
+    assert "data-pw" not in logged
+    assert "sentinel-pw" not in logged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import redis
 
@@ -12,7 +13,9 @@ from tests.broker.scenario import (
     collect,
     connect_clients,
     expected,
+    promotion,
     publish_round,
+    report_failover,
 )
 from tests.broker.topologies import LocalSentinels, wait_for
 from tests.helpers import GatewayProcess, wait_until
@@ -58,11 +61,14 @@ async def test_every_client_gets_every_message_exactly_once_after_the_primary_is
             # Replication is asynchronous: what the primary never sent is lost with it.
             # Wait until the replica has everything, which is what this test is about.
             assert client.execute_command("WAIT", 1, 5000) == 1
-        with ReadinessWatch(a) as readiness:
+        with ReadinessWatch(a) as readiness, ReadinessWatch(b) as readiness_b:
+            killed = time.monotonic()
             old.kill()
+            promoted = asyncio.create_task(promotion(sentinels.replicas[0].port))
             failures = await publish_round(publisher, channels, range(31, 61))
             results = await asyncio.gather(*(collect(ws, channels, 30) for ws in sockets))
             await wait_until(lambda: a.ready() and b.ready(), 30, "gateways ready again")
+        report_failover(killed, await promoted, [readiness, readiness_b])
         # Live again on the new primary, not only through history.
         await publish_round(publisher, channels, range(61, 71))
         after = await asyncio.gather(*(collect(ws, channels, 10) for ws in sockets))

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 
-from shared.broker.probe import Probe, Verdict, watch
+from shared.broker.redis_probe import Probe, Verdict, watch
 
 
 def test_a_probe_in_flight_is_waited_for_then_declared_dead():

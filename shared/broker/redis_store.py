@@ -12,14 +12,21 @@ redis-py's connection pool refuses ("Too many connections") rather than queue th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 from redis.exceptions import RedisError
 
-from shared.broker.base import BrokerUnavailable, History, Publication, new_epoch
-from shared.broker.scripts import (
+from shared.broker.base import (
+    PROVISIONAL_POSITION_TTL,
+    BrokerUnavailable,
+    History,
+    check_since,
+    new_epoch,
+)
+from shared.broker.redis_scripts import (
     HISTORY_LUA,
     PUBLISH_LUA,
     RENEW_EPOCH_LUA,
@@ -27,8 +34,9 @@ from shared.broker.scripts import (
     meta_ttl,
     publish_args,
 )
+from shared.broker.redis_url import release_idle
 from shared.channels import ChannelOptions
-from shared.protocol import Position
+from shared.protocol import Position, Publication
 
 __all__ = ["CONCURRENCY", "RedisStore"]
 
@@ -50,6 +58,19 @@ class RedisStore:
         self._history = client.register_script(HISTORY_LUA)
         self._renew = client.register_script(RENEW_EPOCH_LUA)
         self._turns = asyncio.Semaphore(CONCURRENCY)
+
+    async def release_idle(self) -> None:
+        """Close the command connections no script is using; they reopen when needed.
+
+        The pool grows to as many connections as scripts ran at once (at most
+        :data:`CONCURRENCY` per server) and would keep them all for good.
+        """
+        with contextlib.suppress(RedisError, OSError):
+            await release_idle(self.client)
+
+    async def disconnect(self) -> None:
+        """Close the client and every connection it holds."""
+        await self.client.aclose()
 
     async def _run(self, what: str, script: Any, keys: Any, args: Any) -> Any:
         try:
@@ -74,8 +95,9 @@ class RedisStore:
         since: int | None = None,
         limit: int = 0,
     ) -> History:
+        check_since(since)
         meta, stream, _ = channel_keys(self._prefix, channel)
-        args = ("" if since is None else since, limit, new_epoch(), meta_ttl(options))
+        args = ("" if since is None else since, limit, new_epoch(), PROVISIONAL_POSITION_TTL)
         reply = await self._run("history", self._history, [meta, stream], args)
         offset, epoch, entries = int(reply[0]), reply[1].decode(), reply[2]
         publications = [_entry(entry, epoch) for entry in entries]

@@ -74,6 +74,7 @@ if size > 0 then
     redis.call('XDEL', KEYS[2], oldest[1][1])
   end
 end
+-- shared.protocol.Publication, array-like: {offset, epoch, data, time}
 redis.call('PUBLISH', KEYS[3], cmsgpack.pack({offset, epoch, ARGV[1], tonumber(ARGV[2])}))
 return {offset, epoch}
 """
@@ -83,19 +84,18 @@ return {offset, epoch}
 SHARDED_PUBLISH_LUA = PUBLISH_LUA.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
 assert SHARDED_PUBLISH_LUA != PUBLISH_LUA
 
-# ARGV: since offset ('' for the newest entries), limit, candidate epoch, meta_ttl
-# Returns {offset, epoch, entries}; entries oldest first after `since`, else newest first.
+# ARGV: since offset ('' for the newest entries), limit, candidate epoch,
+# PROVISIONAL_POSITION_TTL. Returns {offset, epoch, entries}; entries oldest first after
+# `since`, else newest first. A channel without a position gets one that expires soon,
+# and nothing else: no stream is read or written for it.
 HISTORY_LUA = """
 local epoch = redis.call('HGET', KEYS[1], 'e')
-local offset = 0
 if not epoch then
-  epoch = ARGV[3]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('HSET', KEYS[1], 'e', ARGV[3], 'o', 0)
   redis.call('EXPIRE', KEYS[1], ARGV[4])
-else
-  offset = tonumber(redis.call('HGET', KEYS[1], 'o'))
+  return {0, ARGV[3], {}}
 end
+local offset = tonumber(redis.call('HGET', KEYS[1], 'o'))
 local limit = tonumber(ARGV[2])
 local entries = {}
 if limit > 0 then

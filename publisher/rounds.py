@@ -1,0 +1,47 @@
+"""The loop of a publisher process: one round every interval, through Redis outages.
+
+A metrics or alerts process must outlive Redis going away: a round that finds Redis
+unreachable is logged once per outage (not once per round) and the next round simply
+tries again; the recovery is logged too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from shared.broker import BrokerUnavailable
+
+__all__ = ["run_rounds"]
+
+
+async def run_rounds(
+    one_round: Callable[[float], Awaitable[None]],
+    interval: float,
+    stop: asyncio.Event,
+    log: logging.Logger,
+    *,
+    doing: str,
+) -> None:
+    """Call ``one_round(started)`` every ``interval`` seconds until ``stop`` is set.
+
+    ``doing`` names the work in log lines ("publish metrics", "evaluate alerts").
+    """
+    loop = asyncio.get_running_loop()
+    healthy = True
+    while not stop.is_set():
+        started = loop.time()
+        try:
+            await one_round(started)
+            if not healthy:
+                log.info("redis reachable again; back to work: %s", doing)
+            healthy = True
+        except BrokerUnavailable as exc:
+            if healthy:
+                log.warning("cannot %s: %s; retrying every %.1fs", doing, exc, interval)
+            healthy = False
+        delay = max(0.0, interval - (loop.time() - started))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
