@@ -83,6 +83,7 @@ def _endpoint(handler: Handler, *, user: bool = False) -> Callable[[Request], Aw
             return _error(exc.status, exc.code, exc.message)
         except NotificationError as exc:
             status = 404 if isinstance(exc, LookupError) else 422
+            log.info("%s: %s", printable(request.url.path), printable(str(exc)))
             return _error(status, exc.code, str(exc))
         except TaskError as exc:
             return _error(422, "invalid_notification", str(exc))
