@@ -15,6 +15,7 @@ are claimed by the others after :data:`RECLAIM_IDLE` seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -28,6 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from publisher.notify_sinks import SinkFailure, deliver
 from publisher.publish import AsyncPublisher
+from shared.broker import BrokerUnavailable
 from shared.settings import Settings
 from shared.state.notification_store import NotificationStore, queue_key
 from shared.state.notifications import Delivery, Notification, Sink
@@ -64,7 +66,11 @@ class Notifier:
 
     async def run(self) -> None:
         """Read and deliver until cancelled; a lost Redis is logged and retried."""
-        await self._group()
+        try:
+            await self._group()
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        log.info("notify: delivering from %s as %s", self.queue, self.consumer)
         last_claim = 0.0
         while True:
             try:
@@ -83,8 +89,9 @@ class Notifier:
             except (RedisError, OSError) as exc:
                 log.warning("notify: redis: %s; retrying in 1 s", exc)
                 await asyncio.sleep(1)
-                if "NOGROUP" in str(exc):
-                    await self._group()
+                if "NOGROUP" in str(exc):  # the stream was deleted: make it again
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._group()
 
     async def _group(self) -> None:
         try:
@@ -163,7 +170,6 @@ async def run_notifier(settings: Settings) -> None:
     """``relaycast notify``: deliver until stopped."""
     async with AsyncPublisher(settings=settings) as publisher:
         notifier = Notifier(publisher)
-        log.info("notify: delivering from %s as %s", notifier.queue, notifier.consumer)
         try:
             await notifier.run()
         finally:
