@@ -137,3 +137,26 @@ async def test_bad_notification_input_gets_a_clear_error(redis_server, gateways)
         document = (await http.get("/api/openapi.json")).json()
         assert "/api/notifications/users/{user}/{id}/read" in document["paths"]
         assert "NewNotification" in document["components"]["schemas"]
+
+
+async def test_a_projects_deliveries_are_queryable_over_the_api(redis_server, gateways):
+    gateway = start(redis_server, gateways, notify_destinations="127.0.0.1")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10, headers=AUTH) as http:
+        hook = {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook"}
+        mail = {"name": "mail", "kind": "email", "to": ["ops@example.com"]}
+        reply = await http.put(
+            "/api/notifications/projects/etl/sinks", json={"sinks": [hook, mail]}
+        )
+        assert reply.status_code == 200, reply.text
+        body = {"user": "ivy", "title": "Load done", "project": "etl", "task_id": "load-1"}
+        note = (await http.post("/api/notifications", json=body)).json()
+        reply = await http.get("/api/notifications/projects/etl/deliveries")
+        deliveries = {d["sink"]: d for d in reply.json()["deliveries"]}
+        # Queued for relaycast notify (none runs here): recorded, pending, nothing waited for.
+        assert {s: (d["status"], d["attempts"]) for s, d in deliveries.items()} == {
+            "hook": ("pending", 0), "mail": ("pending", 0)
+        }  # fmt: skip
+        assert deliveries["hook"]["notification_id"] == note["id"]
+        assert (
+            await http.get("/api/notifications/projects/etl/deliveries?limit=x")
+        ).status_code == 422

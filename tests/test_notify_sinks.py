@@ -10,6 +10,8 @@ import contextlib
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -21,6 +23,7 @@ from publisher.tasks import Tasks
 from shared.destinations import DestinationRefused
 from shared.settings import Settings
 from shared.state.notifications import Delivery
+from tests.helpers import ROOT
 from tests.notifysinks import hook_server, mailbox
 
 SECRET = "hook-secret"
@@ -173,3 +176,21 @@ async def test_by_default_only_public_addresses_are_destinations(redis_server):
         for url in ("http://127.0.0.1:8000/", "http://10.0.0.1/", "http://169.254.169.254/"):
             with pytest.raises(DestinationRefused, match="not an allowed destination"):
                 await notes.set_sinks("p", [Sink(name="x", kind="webhook", url=url)])
+
+
+async def test_relaycast_notify_as_its_own_process_delivers(redis_server):
+    settings = settings_for(redis_server.url)
+    command = [sys.executable, "-m", "shared.cli", "notify", "--redis-url", redis_server.url,
+               "--notify-destinations", "127.0.0.1"]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
+    try:
+        async with hook_server() as hooks, Notifications(settings=settings) as notes:
+            await notes.set_sinks("ops", [Sink(name="hook", kind="webhook", url=hooks.url("/ok"))])
+            note = await notes.send("ivan", "Queue drained", project="ops")
+            deliveries = await settled(notes, "ops", 1)
+        assert deliveries["hook"].status == "delivered"
+        assert json.loads(hooks.on("/ok")[0].body)["id"] == note.id
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert b"Traceback" not in err, err.decode()
