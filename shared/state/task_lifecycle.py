@@ -49,8 +49,8 @@ from shared.state.tasks import (
 __all__ = ["apply", "create"]
 
 _SHORT = 200  # names, types, step names
-_OWNER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # a user id, as in shared.state.notifications
 _LONG = 4000  # messages, errors, log lines
+_OWNER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # a user id, as in shared.state.notifications
 
 
 def _text(value: str | None, what: str, limit: int) -> str | None:
