@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from gateway.notifications_schema import NOTIFICATION_KINDS, notification_paths
 from shared.state.alerts import Alert, AlertsState
 from shared.state.tasks import (
     Cancel,
@@ -217,6 +218,7 @@ def openapi_document() -> dict[str, Any]:
         UserRevoked,
         RevocationList,
         *(kind for kind, _ in _ACTIONS.values()),
+        *NOTIFICATION_KINDS,
     ]
     _, components = msgspec.json.schema_components(
         kinds, ref_template="#/components/schemas/{name}"
@@ -312,6 +314,7 @@ def openapi_document() -> dict[str, Any]:
             }
         },
         **_revocation_paths(user),
+        **notification_paths(project, task_id, _path, _json, _ref, _errors),
     }
     for action, (kind, summary) in _ACTIONS.items():
         paths[f"/api/tasks/{{project}}/{{task_id}}/{action}"] = {

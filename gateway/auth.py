@@ -16,7 +16,8 @@ and algorithm confusion (an RSA public key used as an HMAC secret) are refused.
 
 Each subscribe is checked against the channel's namespace (:data:`shared.channels.Access`):
 ``public`` channels are open to all, ``authenticated`` ones to any valid token, ``claims``
-ones to a token whose patterns match. In development mode every channel is open.
+ones to a token whose patterns match. ``notifications.<user>`` is read only by a token whose
+``sub`` is that user, whatever its patterns. In development mode every channel is open.
 
 Error messages are fixed strings: they never echo a token or a key.
 """
@@ -58,6 +59,8 @@ MIN_SECRET_BYTES = 32
 MAX_TIME = 253402300799
 """The last second of the year 9999: a larger ``exp`` is no time (and overflows encoders)."""
 MAX_PATTERNS = 1000
+NOTIFICATIONS = "notifications."
+"""Prefix of the per-user notification channels (:mod:`shared.state.notifications`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +304,8 @@ class Guard:
         error code to answer with (counted in the metrics)."""
         if self.development:
             return None
+        if channel.startswith(NOTIFICATIONS):
+            return self._check_own_notifications(grant, channel)
         access = self.options(channel).access
         if access == "public":
             return None
@@ -308,6 +313,17 @@ class Guard:
             observe.AUTH_REFUSALS.labels("unauthorized").inc()
             return ErrorCode.UNAUTHORIZED
         if access == "authenticated" or grant.covers(channel):
+            return None
+        observe.AUTH_REFUSALS.labels("permission_denied").inc()
+        return ErrorCode.PERMISSION_DENIED
+
+    def _check_own_notifications(self, grant: Grant | None, channel: str) -> ErrorCode | None:
+        """``notifications.<user>`` is read by a token whose ``sub`` is that user, and by no
+        other, whatever its patterns or the namespace's ``access`` say."""
+        if grant is None:
+            observe.AUTH_REFUSALS.labels("unauthorized").inc()
+            return ErrorCode.UNAUTHORIZED
+        if grant.user and channel == NOTIFICATIONS + grant.user:
             return None
         observe.AUTH_REFUSALS.labels("permission_denied").inc()
         return ErrorCode.PERMISSION_DENIED

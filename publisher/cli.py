@@ -1,4 +1,5 @@
-"""The publishers' subcommands: ``relaycast publish``, ``metrics``, ``alerts`` and ``demo``.
+"""The publishers' subcommands: ``relaycast publish``, ``metrics``, ``alerts``, ``demo``
+and ``notify``.
 
 Each ``configure_*`` fills in the parser ``relaycast`` made for the subcommand, with only
 the flags that subcommand reads, and sets ``func`` to what runs it. A mistake or an
@@ -18,7 +19,13 @@ from typing import Any
 from shared.broker import BrokerUnavailable
 from shared.cliflags import add_settings_flags, settings_from
 
-__all__ = ["configure_alerts", "configure_demo", "configure_metrics", "configure_publish"]
+__all__ = [
+    "configure_alerts",
+    "configure_demo",
+    "configure_metrics",
+    "configure_notify",
+    "configure_publish",
+]
 
 _BROKER = ("redis_url", "key_prefix", "namespaces", "max_payload_bytes")
 
@@ -111,3 +118,16 @@ def _demo(args: argparse.Namespace) -> int:
     from publisher.demo import run_demo
 
     return _run_forever("demo", run_demo(settings_from(args), interval=args.interval))
+
+
+def configure_notify(parser: argparse.ArgumentParser) -> None:
+    notify = ["notify_destinations", "notify_timeout", "notify_max_attempts"]
+    smtp = ["notify_retry_delay", "smtp_host", "smtp_port", "smtp_from"]
+    add_settings_flags(parser, [*_BROKER, *notify, *smtp])
+    parser.set_defaults(func=_notify)
+
+
+def _notify(args: argparse.Namespace) -> int:
+    from publisher.notifier import run_notifier
+
+    return _run_forever("notify", run_notifier(settings_from(args)))

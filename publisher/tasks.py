@@ -80,8 +80,10 @@ class Tasks:
         type: str = "task",
         total_steps: int | None = None,
         metadata: Mapping[str, Any] | None = None,
+        owner: str | None = None,
     ) -> Task:
-        """Create a queued task; an empty ``id`` gets a random one.
+        """Create a queued task; an empty ``id`` gets a random one. ``owner`` (a user id) is
+        notified when it ends, unless a notification rule says otherwise.
 
         Raises:
             InvalidTask: a malformed argument. TaskExists: the id is taken.
@@ -95,6 +97,7 @@ class Tasks:
                 type=type,
                 total_steps=total_steps,
                 metadata=dict(metadata or {}),
+                owner=owner,
             )
         )
         return Task(self.store, state)

@@ -92,6 +92,8 @@ class ChannelOptions(msgspec.Struct, frozen=True, kw_only=True):
 DEFAULT_NAMESPACES: tuple[ChannelOptions, ...] = (
     # <channel>@state: the current state of what <channel> reports on (the active alerts,
     # one task's progress); a new subscriber gets it at once.
+    # notifications.<user>: one user's notifications; only a token of that user reads it.
+    ChannelOptions(pattern="notifications.*", history_size=100, history_ttl=86400),
     ChannelOptions(pattern="*@state", history_size=1, history_ttl=86400, latest=True),
     ChannelOptions(pattern="metrics.*", history_size=1, history_ttl=3600, latest=True),
     ChannelOptions(pattern="alerts*", history_size=1000, history_ttl=86400),

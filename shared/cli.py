@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("publisher.cli:configure_metrics", "publish this host's metrics (psutil)"),
     "alerts": ("publisher.cli:configure_alerts", "raise and resolve alerts from rules"),
     "demo": ("publisher.cli:configure_demo", "publish demo tasks and ticks continuously"),
+    "notify": ("publisher.cli:configure_notify", "deliver notifications to webhook/email sinks"),
     "drain": ("gateway.cli:configure_drain", "drain a gateway (SIGTERM) and wait for its exit"),
     "bench": ("", "measure gateways: fanout, idle, replay, sweep... (from a source checkout)"),
 }

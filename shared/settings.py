@@ -153,6 +153,24 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     """Seconds between evaluations of the alert rules."""
     alerts_recent: int = 10
     """Resolved alerts kept, and shown at once to new subscribers of ``alerts@state``."""
+    notify_keep: int = 500
+    """Notifications kept per user; the oldest drop out beyond it."""
+    notify_destinations: str = "public"
+    """Where webhook sinks may send, comma-separated: ``public`` (addresses on the public
+    internet), host names (``hooks.example.com``, ``*.example.com``), addresses and networks
+    (``10.1.2.3``, ``10.0.0.0/8``). Loopback, private and link-local addresses are refused
+    unless listed."""
+    notify_timeout: float = 5.0
+    """Seconds one attempt to deliver to a sink may take (connect, send, answer)."""
+    notify_max_attempts: int = 5
+    """Attempts of one delivery before it is recorded as failed (a sink may set its own)."""
+    notify_retry_delay: float = 1.0
+    """Seconds before the second attempt; each later wait doubles (at most a minute)."""
+    smtp_host: str = ""
+    """SMTP server of email sinks (empty: email deliveries fail, recorded as such)."""
+    smtp_port: int = 25
+    smtp_from: str = "relaycast@localhost"
+    """Sender address of notification emails."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -175,10 +193,15 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             "metrics_interval",
             "alerts_interval",
             "alerts_recent",
+            "notify_keep",
+            "notify_timeout",
+            "notify_max_attempts",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be > 0")
+        if self.notify_retry_delay < 0:
+            raise SettingsError(f"{ENV_PREFIX}NOTIFY_RETRY_DELAY must be >= 0")
         if self.metrics_idle_interval < 0:
             raise SettingsError(f"{ENV_PREFIX}METRICS_IDLE_INTERVAL must be >= 0 (0: off)")
         if self.drain_seconds < 0:

@@ -1,4 +1,5 @@
-"""``relaycast up``: a local Redis, a gateway and the publishers, as separate processes.
+"""``relaycast up``: a local Redis, a gateway, the publishers and the notifier, as separate
+processes.
 
 Redis listens on a fixed port (6380 unless ``--redis-port`` says otherwise), so the
 README's commands and ``Publisher("redis://127.0.0.1:6380/0")`` reach it as written,
@@ -132,6 +133,7 @@ def run_up(settings: Settings, redis_port: int = DEFAULT_REDIS_PORT) -> int:
         gateway = child("gateway", "--host", settings.host, "--port", str(settings.port))
         for name in ("metrics", "alerts", "demo"):
             publishers.append((f"{name} publisher", child(name)))
+        publishers.append(("notifier", child("notify")))
         _banner(settings, redis, gateway, publishers)
         running = [("gateway", gateway), *publishers]
         while not stopping:

@@ -22,7 +22,9 @@ async def test_relaycast_up_serves_demo_events_and_stops_everything_on_ctrl_c(tm
         frame = await recv_json(ws, timeout=20)
         assert frame["type"] == "message" and "tick" in frame["data"], frame
         await ws.close()
-        assert len(up.children) >= 5, "expected redis-server, a gateway and three publishers"
+        assert len(up.children) >= 6, (
+            "expected redis-server, a gateway, three publishers, a notifier"
+        )
         text = up.text()
         assert f"dashboard         {up.base}/" in text
         assert up.redis_url in text

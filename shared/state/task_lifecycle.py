@@ -19,6 +19,7 @@ a workflow completes only once every phase has ended.
 from __future__ import annotations
 
 import math
+import re
 import secrets
 
 import msgspec
@@ -49,6 +50,7 @@ __all__ = ["apply", "create"]
 
 _SHORT = 200  # names, types, step names
 _LONG = 4000  # messages, errors, log lines
+_OWNER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # a user id, as in shared.state.notifications
 
 
 def _text(value: str | None, what: str, limit: int) -> str | None:
@@ -97,10 +99,17 @@ def create(change: Create, now: float) -> tuple[TaskState, TaskEvent]:
         total_steps=_steps(change.total_steps),
         metadata=change.metadata,
         phases=phases,
+        owner=_owner(change.owner),
         created_at=now,
         updated_at=now,
     )
     return state, _event(state, "queued", now)
+
+
+def _owner(owner: str | None) -> str | None:
+    if owner is not None and not _OWNER.fullmatch(owner):
+        raise InvalidTask(f"invalid owner {owner!r}: use 1-64 of A-Z a-z 0-9 _ - . @")
+    return owner
 
 
 def apply(state: TaskState, change: Change, now: float) -> tuple[TaskState | None, TaskEvent]:

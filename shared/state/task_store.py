@@ -26,8 +26,10 @@ from redis.exceptions import RedisError
 from shared.broker.base import BrokerUnavailable
 from shared.broker.redis_atomic import AtomicScript
 from shared.settings import Settings
+from shared.state.notification_store import notify_task_finished
 from shared.state.task_lifecycle import apply, create
 from shared.state.tasks import (
+    FINAL,
     Change,
     Create,
     InvalidTask,
@@ -134,6 +136,8 @@ class TaskStore:
                 new or state, event, expected=state.version, write=new is not None
             )
             if ok:
+                if new is not None and new.status in FINAL and state.status not in FINAL:
+                    await notify_task_finished(self.redis, self.settings, new)
                 return new or state
             if not current:
                 raise UnknownTask(f"no task {task_id!r} in project {project!r}")

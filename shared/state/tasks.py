@@ -138,6 +138,8 @@ class TaskState(msgspec.Struct, kw_only=True):
     started_at: float | None = None
     finished_at: float | None = None
     paused_at: float | None = None
+    owner: str | None = None
+    """Who the task belongs to (a user id): notified when it ends, by default."""
     paused_seconds: float = 0.0
     """Time spent paused; not counted in the rate behind ``eta_seconds``."""
     eta_seconds: float | None = None
@@ -191,6 +193,7 @@ class Create(_Change):
     total_steps: int | None = None
     metadata: dict[str, Any] = {}
     phases: list[PhaseSpec] | None = None
+    owner: str | None = None
 
 
 class Start(_Change):

@@ -13,11 +13,14 @@
 //   ?heartbeat=45000      milliseconds of silence before the connection counts as dead
 //   ?share=0              a connection of this tab's own, instead of one shared by every
 //                         tab of the dashboard (relaycast-shared.js)
+//   ?user=alice           whose notifications the bell shows (default: the token's sub)
+//   ?follow=p/id,p/id     tasks whose completion or failure is announced by a toast
 
 import { Relaycast } from "../sdk/relaycast.js";
 import { openRelaycast } from "../sdk/relaycast-shared.js";
 import { Alerts } from "./alerts.js";
 import { Metrics } from "./metrics.js";
+import { Notifications, tokenUser } from "./notifications.js";
 import { Tasks } from "./tasks.js";
 
 const params = new URLSearchParams(location.search);
@@ -49,6 +52,9 @@ const stored = JSON.parse(localStorage.getItem(PROJECTS_KEY) || "null");
 new Tasks(rc, list("projects").length ? list("projects") : stored || DEMO_PROJECTS, (projects) =>
   localStorage.setItem(PROJECTS_KEY, JSON.stringify(projects)),
 );
+
+const token = localStorage.getItem(TOKEN_KEY);
+new Notifications(rc, { user: params.get("user") || (token && tokenUser(token)), follow: list("follow") });
 
 window.relaycast = rc; // for the console, and for tests
 
