@@ -75,7 +75,9 @@ class Supervisor:
         self.workers = [Worker(i) for i in range(count)]
         self.directory = directory
         self.env = self._environment(port)
-        self.signals = 0
+        self.signals = 0  # SIGTERM and SIGINT received
+        self.forwarded = 0  # of them, forwarded to the workers
+        self.last_signal: int = signal.SIGTERM
         self.status = 0
 
     def _environment(self, port: int) -> dict[str, str]:
@@ -101,11 +103,17 @@ class Supervisor:
         worker.started = time.monotonic()
         log.info("worker %d started: pid %d", worker.index, worker.proc.pid)
 
-    def _forward(self, signum: int, frame: FrameType | None) -> None:
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        """Signal handler: only counts; the loop forwards (and logs) within 50 ms."""
         self.signals += 1
-        what = "draining" if self.signals == 1 else "stopping now"
-        log.info("%s: %s every worker", signal.Signals(signum).name, what)
-        self._signal_all(signal.SIGTERM)
+        self.last_signal = signum
+
+    def _forward(self) -> None:
+        while self.forwarded < self.signals:
+            self.forwarded += 1
+            what = "draining" if self.forwarded == 1 else "stopping now"
+            log.info("%s: %s every worker", signal.Signals(self.last_signal).name, what)
+            self._signal_all(signal.SIGTERM)
 
     def _signal_all(self, signum: int) -> None:
         for worker in self.workers:
@@ -124,7 +132,7 @@ class Supervisor:
         if code == BAD_SETTING:
             log.error("worker %d exited with a bad setting; stopping every worker", worker.index)
             self.status = BAD_SETTING
-            self.signals = 1
+            self.signals = self.forwarded = 1
             self._signal_all(signal.SIGTERM)
             return
         delay = worker.backoff()
@@ -139,9 +147,10 @@ class Supervisor:
 
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._forward)
+            signal.signal(signum, self._note)
         try:
             while True:
+                self._forward()
                 for worker in self.workers:
                     if worker.proc is not None and worker.proc.poll() is not None:
                         self._reap(worker)
