@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,18 @@ def test_a_bad_setting_stops_the_set_with_status_2(run_dirs):
     )
     assert result.returncode == 2, result.stderr.decode()[-2000:]
     assert not list(run_dirs.glob("relaycast-workers-*"))
+
+
+def test_a_worker_that_keeps_dying_young_is_replaced_ever_more_slowly():
+    from gateway.workers import MAX_BACKOFF, YOUNG, Worker
+
+    worker = Worker(0)
+    delays = []
+    for _ in range(10):
+        worker.started = time.monotonic()  # it died at once
+        delays.append(worker.backoff())
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0] and delays[-1] == MAX_BACKOFF
+    worker.started = time.monotonic() - YOUNG  # this one ran a while: replaced at once
+    assert worker.backoff() == 0.0
+    worker.started = time.monotonic()
+    assert worker.backoff() == 0.5  # and the count starts again
