@@ -20,6 +20,7 @@ import psutil
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from gateway.workerset import STALE_SECONDS
 from tests.deploy.subscribers import Crowd
 from tests.helpers import ROOT, GatewayProcess, open_ws, recv_json, subscribe, wait_until
 from tests.numbered import NumberedPublisher
@@ -34,8 +35,8 @@ def run_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def readyz(gateway: GatewayProcess) -> tuple[int, dict[str, Any]]:
-    status, body = gateway.get("/readyz")
+def readyz(gateway: GatewayProcess, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+    status, body = gateway.get("/readyz", timeout)
     return status, json.loads(body) if body else {}
 
 
@@ -60,7 +61,7 @@ def answering(gateway: GatewayProcess, connections: int) -> set[str]:
     return {readyz(gateway)[1]["gateway"] for _ in range(connections)}
 
 
-async def test_two_workers_share_one_port_and_report_for_the_set(redis_server, gateways, run_dirs):
+async def test_two_workers_share_one_port_and_answer_for_the_set(redis_server, gateways, run_dirs):
     gateway = await asyncio.to_thread(start_set, gateways, redis_server.url)
     ids = worker_ids(gateway)
     assert len(set(ids)) == 2 and all(i.endswith(("/0", "/1")) for i in ids)
@@ -86,6 +87,19 @@ async def test_two_workers_share_one_port_and_report_for_the_set(redis_server, g
         assert gateway.metric("relaycast_client_errors_total") == 24
     for ws in sockets:
         await ws.close()
+
+    # A stuck worker (alive, listening, answering nothing) takes the set out of the pool:
+    # the other one answers 503 once the stuck one's report is stale.
+    stuck = readyz(gateway)[1]["workers"][0]
+    os.kill(stuck["pid"], signal.SIGSTOP)
+    try:
+        await wait_until(lambda: readyz(gateway, 0.5)[0] == 503, STALE_SECONDS + 10, "503")
+        status, body = readyz(gateway, 0.5)
+        if status == 503:  # a request the kernel gave the stuck worker times out instead
+            assert [w["ready"] for w in body["workers"]] == [False, True]
+    finally:
+        os.kill(stuck["pid"], signal.SIGCONT)
+    await wait_until(lambda: readyz(gateway)[0] == 200, 10, "ready again")
 
 
 async def test_a_killed_worker_is_replaced_and_its_clients_resume_without_loss(
