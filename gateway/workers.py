@@ -207,7 +207,12 @@ def supervise(settings: Settings, count: int) -> int:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
         return 1
     port = reserved.getsockname()[1]
-    directory = Path(tempfile.mkdtemp(prefix="relaycast-workers-"))
+    try:
+        directory = Path(tempfile.mkdtemp(prefix="relaycast-workers-"))
+    except OSError as exc:
+        reserved.close()
+        log.error("cannot make the workers' run directory (set TMPDIR to a writable one): %s", exc)
+        return 1
     try:
         WorkerSlot.prepare(directory)
         log.info("%d workers on %s:%d", count, settings.host, port)
