@@ -13,10 +13,10 @@ is replaced, starts the workers, and:
 
 - forwards SIGTERM and SIGINT to every worker, which drains as a lone gateway does
   (a second signal stops them at once), and exits once all have;
-- replaces a worker that exits on its own, at once the first time, then after a backoff
-  that doubles (up to 30 s) while replacements keep dying young, so a crash loop does not
-  spin; a worker that exits with status 2 (a bad setting) stops the set instead, since
-  starting it again cannot help;
+- replaces a worker that exits on its own: at once when it had run for 10 s or more,
+  else after a backoff that doubles from 0.5 s (up to 30 s) while replacements keep
+  dying young, so a crash loop does not spin; a worker that exits with status 2 (a bad
+  setting) stops the set instead, since starting it again cannot help;
 - makes the run directory, and removes it at the end.
 """
 
