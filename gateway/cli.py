@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from shared.channels import InvalidChannel, check_channel
 from shared.cliflags import add_settings_flags, settings_from
 from shared.protocol import ErrorCode
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 
 __all__ = ["configure_drain", "configure_gateway", "configure_tail"]
 
@@ -41,15 +41,30 @@ def configure_gateway(parser: argparse.ArgumentParser) -> None:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from gateway.server import serve
+    settings = settings_from(args)
+    count = settings.worker_count()
+    if count > 1:
+        from gateway.workers import supervise
 
-    serve(settings_from(args))
+        if settings.redis_url.startswith("memory:"):
+            raise SettingsError(
+                "RELAYCAST_WORKERS: each worker is a process of its own, and memory:// reaches"
+                " one process only; use Redis with more than one worker"
+            )
+        return supervise(settings, count)
+    from gateway.server import serve  # one worker: this process is the gateway, as always
+
+    serve(settings)
     return 0
 
 
 def configure_drain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--pid", type=int, default=1, help="the gateway's pid (default: 1, as in a container)"
+        "--pid",
+        type=int,
+        default=1,
+        help="the gateway's pid, or its supervisor's with --workers (default: 1, as in a"
+        " container)",
     )
     add_settings_flags(parser, ["drain_seconds"])
     parser.set_defaults(func=_drain)

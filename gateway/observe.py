@@ -1,9 +1,16 @@
 """Prometheus metrics, and the health and readiness endpoints.
 
 Labels never carry a client or channel id: only bounded sets such as a reason.
+
+Under ``relaycast gateway --workers N`` every worker keeps its samples in the set's
+directory (prometheus-client's multiprocess mode, chosen when the module is imported), and
+``/metrics`` and ``/readyz`` answer for the whole set whichever worker serves the request:
+counters and connection gauges are summed, and the set is ready when every worker is.
 """
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -13,22 +20,39 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway import http_guard
-from gateway.node import node_of
+from gateway.node import Node, node_of
 from gateway.sink import SessionMetrics
+from gateway.workerset import METRICS_ENV, WorkerSlot, WorkerState
 from shared.protocol import ErrorCode
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
+SLOT = WorkerSlot.from_environment()
+"""This worker's place in a set of workers; None for a gateway of one process."""
+
 CONNECTIONS = Gauge(
-    "relaycast_connections", "Open client connections", ["transport"], registry=REGISTRY
+    "relaycast_connections",
+    "Open client connections",
+    ["transport"],
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
-SUBSCRIPTIONS = Gauge("relaycast_subscriptions", "Client subscriptions held", registry=REGISTRY)
+SUBSCRIPTIONS = Gauge(
+    "relaycast_subscriptions",
+    "Client subscriptions held",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
 CHANNELS = Gauge(
-    "relaycast_channels", "Channels this gateway is subscribed to in the broker", registry=REGISTRY
+    "relaycast_channels",
+    "Channels this gateway is subscribed to in the broker (summed over workers)",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 BROKER_MESSAGES = Counter(
     "relaycast_broker_messages", "Publications received from the broker", registry=REGISTRY
@@ -123,8 +147,20 @@ LATENCY = Histogram(
 )
 
 
+def _exposed() -> CollectorRegistry:
+    """What ``/metrics`` shows: this process's registry, or the whole set's samples."""
+    if SLOT is None or not os.environ.get(METRICS_ENV):
+        return REGISTRY
+    combined = CollectorRegistry()
+    MultiProcessCollector(combined, os.environ[METRICS_ENV])  # type: ignore[no-untyped-call]
+    return combined
+
+
+EXPOSED = _exposed()
+
+
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(EXPOSED), media_type=CONTENT_TYPE_LATEST)
 
 
 async def healthz(request: Request) -> Response:
@@ -132,20 +168,52 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "gateway": node_of(request).settings.gateway_id})
 
 
-async def readyz(request: Request) -> Response:
-    """Ready to deliver right now: the broker link is up and the gateway is not draining."""
-    node = node_of(request)
+def own_state(node: Node) -> WorkerState:
+    """This process's readiness: the broker link is up and it is not draining."""
     hub = node.hub
-    ready = hub.broker.up and not hub.draining
-    body = {
-        "ready": ready,
-        "broker": "up" if hub.broker.up else "down",
-        "draining": hub.draining,
-        "gateway": node.settings.gateway_id,
-        "connections": len(hub.sessions),
+    return WorkerState(
+        gateway=node.settings.gateway_id,
+        pid=os.getpid(),
+        ready=hub.broker.up and not hub.draining,
+        broker="up" if hub.broker.up else "down",
+        draining=hub.draining,
+        connections=len(hub.sessions),
+    )
+
+
+async def readyz(request: Request) -> Response:
+    """Ready to deliver right now: the broker link is up and the gateway is not draining.
+
+    In a set of workers, every worker must be: the kernel hands new connections to any of
+    them, so one that cannot deliver takes the whole port out of the load balancer's pool.
+    ``gateway`` and ``connections`` are the answering worker's own; ``workers`` lists each.
+    """
+    node = node_of(request)
+    state = own_state(node)
+    body: dict[str, object] = {
+        "ready": state.ready,
+        "broker": state.broker,
+        "draining": state.draining,
+        "gateway": state.gateway,
+        "connections": state.connections,
         "pending_connections": http_guard.PENDING.count,  # no whole request yet
     }
-    return JSONResponse(body, status_code=200 if ready else 503)
+    if SLOT is not None:
+        peers = SLOT.peers()
+        peers[SLOT.index] = state
+        body["ready"] = all(peer.ready for peer in peers.values())
+        body["workers"] = [
+            {
+                "gateway": peer.gateway,
+                "pid": peer.pid,
+                "ready": peer.ready,
+                "broker": peer.broker,
+                "draining": peer.draining,
+                "connections": peer.connections,
+            }
+            for _, peer in sorted(peers.items())
+        ]
+    return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
 class PrometheusSessionMetrics:

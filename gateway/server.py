@@ -4,6 +4,9 @@ uvicorn on its own closes every WebSocket at once when it stops, and every clien
 reconnects in the same instant. Here the first SIGTERM (or Ctrl-C) marks the gateway not
 ready, stops accepting connections, and closes clients with 1012 spread over
 ``drain_seconds``; only then does uvicorn shut down. A second signal stops at once.
+
+As one worker of ``relaycast gateway --workers N`` (:mod:`gateway.workers`), the gateway
+listens with ``SO_REUSEPORT`` beside its siblings and reports its readiness to the set.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -20,7 +24,9 @@ from gateway.app import create_app
 from gateway.http_guard import guarded_protocol
 from gateway.hub import Hub
 from gateway.node import node_of
+from gateway.observe import SLOT, own_state
 from gateway.transports.websocket import WebSocketTransport
+from gateway.workerset import REPORT_INTERVAL
 from shared.settings import Settings
 
 __all__ = ["serve"]
@@ -39,11 +45,33 @@ class GatewayServer(uvicorn.Server):
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_task: asyncio.Task[None] | None = None
+        self._report_task: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
         self.hub = node_of(self.app).hub
+        if SLOT is not None:
+            self._report()
+            self._report_task = asyncio.create_task(self._report_loop(), name="relaycast-report")
+
+    async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        if self._report_task is not None:
+            self._report_task.cancel()
+        await super().shutdown(sockets)
+
+    def _report(self) -> None:
+        """Tell the other workers of the set how this one is (see gateway/workerset.py)."""
+        if SLOT is not None and self.hub is not None:
+            try:
+                SLOT.report(own_state(node_of(self.app)))
+            except OSError as exc:  # the set's directory is gone: the supervisor is stopping
+                log.warning("cannot report readiness: %s", exc)
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL)
+            self._report()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining or self._loop is None or self.hub is None:
@@ -56,6 +84,7 @@ class GatewayServer(uvicorn.Server):
 
     def _start_drain(self) -> None:
         self._drain_task = asyncio.ensure_future(self._drain())
+        self._report()  # the set turns not ready now, not at the next report
 
     async def _drain(self) -> None:
         assert self.hub is not None
@@ -66,11 +95,25 @@ class GatewayServer(uvicorn.Server):
         self.should_exit = True
 
 
+def _shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` that the set's other workers bind as well: the
+    kernel spreads new connections over them, and stops sending any to a worker that has
+    exited."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(settings: Settings) -> None:
     """Serve the gateway on ``settings.host:settings.port`` until drained."""
+    worker = f"[{SLOT.index}]" if SLOT is not None else ""
     logging.basicConfig(
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s",
         force=True,  # the command line configured INFO already; RELAYCAST_LOG_LEVEL decides
     )
     app = create_app(settings)
@@ -86,4 +129,8 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,  # whose X-Forwarded-For counts is RELAYCAST_TRUSTED_PROXIES' call
         timeout_graceful_shutdown=5,
     )
-    GatewayServer(config, settings, app).run()
+    server = GatewayServer(config, settings, app)
+    if SLOT is None:
+        server.run()
+    else:
+        server.run(sockets=[_shared_socket(settings.host, settings.port)])

@@ -40,6 +40,10 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     gateway_id: str = ""
     """Name of this gateway in logs, metrics and the dashboard (default: host:port:pid)."""
     log_level: str = "info"
+    workers: str = "1"
+    """Gateway processes sharing the port (SO_REUSEPORT), each with its own id: a number, or
+    ``auto`` for one per CPU this process may use. More than one runs a supervisor that
+    replaces a worker that dies and forwards SIGTERM to all (docs/deploy.md)."""
     mode: str = "production"
     """``production``: channels need tokens as their namespace says, and the gateway refuses
     to start without token keys and an API key. ``development`` (what ``relaycast up``
@@ -237,11 +241,29 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             )
         if not 0 <= self.max_connection_age_jitter < 1:
             raise SettingsError(f"{ENV_PREFIX}MAX_CONNECTION_AGE_JITTER must be in [0, 1)")
+        self.worker_count()  # says what is wrong with the value now, not at start
         if not self.gateway_id:
             self.gateway_id = f"{socket.gethostname()}:{self.port}:{os.getpid()}"
         self.channel_options = (
             Namespaces.from_json(self.namespaces) if self.namespaces else Namespaces()
         )
+
+    def worker_count(self) -> int:
+        """``workers`` as a number: ``auto`` is the number of CPUs this process may run on.
+
+        Raises:
+            SettingsError: neither ``auto`` nor a whole number from 1.
+        """
+        value = self.workers.strip().lower()
+        if value == "auto":
+            return (
+                len(os.sched_getaffinity(0))
+                if hasattr(os, "sched_getaffinity")
+                else (os.cpu_count() or 1)
+            )
+        if not value.isdigit() or int(value) < 1:
+            raise SettingsError(f"{ENV_PREFIX}WORKERS must be a number from 1, or auto")
+        return int(value)
 
     def dashboard_origins(self) -> list[str]:
         """The origins of ``dashboard_gateways``, lower-cased, without trailing slashes."""

@@ -195,34 +195,50 @@ class GatewayProcess:
             self._ps = psutil.Process(self.pid)
         return self._ps
 
-    def cpu(self) -> float:
-        """CPU seconds (user + system) the gateway has used; 0 when unknown."""
+    def _family(self) -> list[psutil.Process]:
+        """The gateway's process and, under ``--workers``, its workers (that live now)."""
         ps = self._process()
         if ps is None:
-            return 0.0
-        times = ps.cpu_times()
-        return float(times.user + times.system)
+            return []
+        try:
+            return [ps, *ps.children(recursive=True)]
+        except psutil.Error:
+            return [ps]
+
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the gateway (with its workers) has used; 0 when unknown."""
+        total = 0.0
+        for ps in self._family():
+            with contextlib.suppress(psutil.Error):
+                times = ps.cpu_times()
+                total += times.user + times.system
+        return total
 
     def system_cpu(self) -> float:
         """The kernel's part of :meth:`cpu` (system calls: on loopback, most is TCP)."""
-        ps = self._process()
-        return float(ps.cpu_times().system) if ps is not None else 0.0
+        total = 0.0
+        for ps in self._family():
+            with contextlib.suppress(psutil.Error):
+                total += ps.cpu_times().system
+        return total
 
     def waited(self) -> float:
         """Seconds the gateway's threads spent runnable but waiting for a CPU (Linux)."""
-        if not self.pid:
-            return 0.0
         total = 0
-        with contextlib.suppress(OSError):
-            for task in os.listdir(f"/proc/{self.pid}/task"):
-                with open(f"/proc/{self.pid}/task/{task}/schedstat") as stat:
-                    total += int(stat.read().split()[1])
+        for ps in self._family():
+            with contextlib.suppress(OSError):
+                for task in os.listdir(f"/proc/{ps.pid}/task"):
+                    with open(f"/proc/{ps.pid}/task/{task}/schedstat") as stat:
+                        total += int(stat.read().split()[1])
         return total / 1e9
 
     def rss(self) -> int:
-        """Resident memory in bytes; 0 when unknown."""
-        ps = self._process()
-        return int(ps.memory_info().rss) if ps is not None else 0
+        """Resident memory in bytes (with its workers'); 0 when unknown."""
+        total = 0
+        for ps in self._family():
+            with contextlib.suppress(psutil.Error):
+                total += ps.memory_info().rss
+        return total
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -55,6 +55,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--loaders", type=int, default=0, help="load processes (0: auto)")
     p.add_argument("--sources", type=int, default=4, help="source addresses 127.0.0.1..N")
     p.add_argument("--gateways", type=int, default=1, help="gateways to start")
+    p.add_argument(
+        "--workers", type=int, default=1, help="worker processes per gateway (--no-pin to spread)"
+    )
     p.add_argument("--ramp", type=int, default=256, help="handshakes in flight per process")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     p.add_argument("--nice", type=int, default=0, help="priority of the processes started")
@@ -107,6 +110,7 @@ def run_bench(args: argparse.Namespace) -> int:
         gateway_urls=args.gateway_url,
         gateway_pids=args.gateway_pid,
         gateways=args.gateways,
+        workers=args.workers,
         loaders=args.loaders,
         sources=args.sources,
         ramp=args.ramp,

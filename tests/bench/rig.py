@@ -44,6 +44,8 @@ class RigOptions:
     gateway_pids: list[int] = field(default_factory=list)
     """Pids of those gateways, to measure their CPU and memory."""
     gateways: int = 1
+    workers: int = 1
+    """Worker processes per gateway (``relaycast gateway --workers``), sharing its CPUs."""
     loaders: int = 0
     """Load processes; 0 picks one per load CPU (more when the fd limit requires)."""
     sources: int = 4
@@ -159,6 +161,8 @@ class Rig:
             ]
         else:
             merged = {**self.options.settings, **(settings or {})}
+            if self.options.workers > 1:
+                merged["workers"] = self.options.workers
             for _ in range(self.options.gateways):
                 gateway = GatewayProcess(
                     self.redis_url,
