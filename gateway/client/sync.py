@@ -74,6 +74,9 @@ class SyncClient:
             event = self._pending.result(timeout)
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"no event within {timeout}s") from None
+        except concurrent.futures.CancelledError:  # close() from another thread
+            self._pending = None
+            raise ClientClosed("the client is closed") from None
         except BaseException:
             self._pending = None
             raise
