@@ -7,11 +7,12 @@
 
 ``connection`` holds the asyncio :class:`Client`, ``events`` what it hands out (messages
 with typed events of the built-in channels, state changes), ``errors`` what it raises
-when retrying cannot help, and ``sync`` the :class:`SyncClient` for scripts and
-notebooks. docs/sdk-python.md is the tour.
+when retrying cannot help, ``wire`` which answers of a gateway mean retry and which
+mean stop, ``tokens`` the token source and refresh, and ``sync`` the :class:`SyncClient`
+for scripts and notebooks. docs/sdk-python.md is the tour.
 """
 
-from gateway.client.connection import Client, ConnectionState, Event, StateCallback, TokenSource
+from gateway.client.connection import Client, ConnectionState, Event, StateCallback
 from gateway.client.errors import (
     AuthenticationFailed,
     ChannelRefused,
@@ -32,6 +33,7 @@ from gateway.client.events import (
     register_event,
 )
 from gateway.client.sync import SyncClient
+from gateway.client.tokens import TokenSource
 from shared.channels import InvalidChannel
 from shared.protocol import Error, Position, Subscribed, Unsubscribed
 

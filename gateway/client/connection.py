@@ -23,40 +23,39 @@ import contextlib
 import enum
 import inspect
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
-from urllib.parse import urlsplit
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from gateway.client.errors import (
-    AuthenticationFailed,
     ChannelRefused,
     ClientClosed,
     ClientError,
-    ConnectionRejected,
-    HandshakeRejected,
     InvalidURL,
     ReconnectLimitReached,
 )
 from gateway.client.events import Connected, Disconnected, Message, Reconnecting, StateChange
+from gateway.client.tokens import Tokens, TokenSource
+from gateway.client.wire import (
+    REFUSED_CODES,
+    SubscribeFrame,
+    check_rate,
+    check_url,
+    close_failure,
+    handshake_failure,
+)
 from shared.backoff import backoff_delay
 from shared.channels import check_channel
 from shared.protocol import (
-    RECONNECT_CLOSE_CODES,
     Auth,
     Authenticated,
-    CloseCode,
     Error,
-    ErrorCode,
     Ping,
     Pong,
     Position,
-    Refresh,
-    Subscribe,
     Subscribed,
     Unsubscribe,
     Unsubscribed,
@@ -67,9 +66,6 @@ from shared.protocol import Message as WireMessage
 
 __all__ = ["Client", "ConnectionState", "Event", "StateCallback", "TokenSource"]
 
-TokenSource = str | Callable[[], str | Awaitable[str]]
-"""A token, or a function that returns a fresh one (called per connection and refresh)."""
-
 StateCallback = Callable[[StateChange], object]
 """Called with each :data:`StateChange`, in the client's event loop; may be async."""
 
@@ -78,43 +74,12 @@ Event = Message | Subscribed | Unsubscribed | Error
 
 log = logging.getLogger("relaycast.client")
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-"""Handshake answers of a busy or starting gateway (or of its load balancer): retried."""
-
-REFUSED_CODES = frozenset(
-    {
-        ErrorCode.INVALID_CHANNEL,
-        ErrorCode.PERMISSION_DENIED,
-        ErrorCode.UNAUTHORIZED,
-        ErrorCode.TOO_MANY_SUBSCRIPTIONS,
-    }
-)
-"""Error frames about a subscribe that no retry will change: raised as ChannelRefused."""
-
-
-class _Subscribe(Subscribe, tag="subscribe"):
-    """``subscribe`` with ``max_rate``: at most this many updates per second of a
-    latest-value channel (the gateway sends the newest value at that pace). A gateway
-    that does not know the field ignores it."""
-
-    max_rate: float | None = None
-
 
 class ConnectionState(enum.StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     DISCONNECTED = "disconnected"
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss"):
-        hint = url.replace("http", "ws", 1) if parts.scheme in ("http", "https") else "ws://HOST/ws"
-        raise InvalidURL(url, f"use ws:// or wss://, e.g. {hint}")
-    if not parts.hostname:
-        raise InvalidURL(url, "it names no host")
-    return url
 
 
 class Client:
@@ -146,9 +111,9 @@ class Client:
         on_state: StateCallback | None = None,
         max_rate: float | None = None,
     ) -> None:
-        self.urls = [_check_url(u) for u in ([url] if isinstance(url, str) else url)]
+        self.urls = [check_url(u) for u in ([url] if isinstance(url, str) else url)]
         if not self.urls:
-            raise InvalidURL("", "no URL given")
+            raise InvalidURL("[]", "give at least one gateway URL")
         if max_reconnects is not None and max_reconnects < 0:
             raise ValueError("max_reconnects must be None (forever) or >= 0")
         self.positions: dict[str, Position] = {}
@@ -165,7 +130,7 @@ class Client:
         self._rates: dict[str, float] = {}
         if max_rate is not None:
             for channel in self.channels:
-                self._rates[channel] = _check_rate(max_rate)
+                self._rates[channel] = check_rate(max_rate)
         self._backoff = (backoff_base, backoff_cap)
         self._heartbeat_timeout = heartbeat_timeout
         self._max_reconnects = max_reconnects
@@ -176,9 +141,7 @@ class Client:
         self._url = ""
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
-        self._token = token
-        self._refresh_margin = refresh_margin
-        self._refresher: asyncio.Task[None] | None = None
+        self._tokens = Tokens(token, refresh_margin)
 
     # --- public API ----------------------------------------------------------------------
 
@@ -221,7 +184,7 @@ class Client:
         check_channel(channel)
         self.channels.add(channel)
         if max_rate is not None:
-            self._rates[channel] = _check_rate(max_rate)
+            self._rates[channel] = check_rate(max_rate)
         if since is not None:
             self.positions[channel] = since
         await self._send(self._subscribe_frame(channel))
@@ -288,8 +251,10 @@ class Client:
 
     # --- the connection loop -------------------------------------------------------------
 
-    def _subscribe_frame(self, channel: str) -> _Subscribe:
-        return _Subscribe(channel, self.positions.get(channel), max_rate=self._rates.get(channel))
+    def _subscribe_frame(self, channel: str) -> SubscribeFrame:
+        return SubscribeFrame(
+            channel, self.positions.get(channel), max_rate=self._rates.get(channel)
+        )
 
     async def _send(self, frame: msgspec.Struct) -> None:
         ws = self._ws
@@ -339,16 +304,12 @@ class Client:
         """A new connection, or why there is none (raises what retrying cannot fix)."""
         self.connects += 1
         try:
-            return await asyncio.wait_for(connect(url, ping_interval=None, max_size=None), 10)
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status not in RETRY_STATUSES:
-                raise HandshakeRejected(url, status) from None
-            why = f"{url} answered HTTP {status}"
-        except InvalidURI as exc:
-            raise InvalidURL(url, str(exc)) from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            why = f"cannot connect to {url}: {exc or type(exc).__name__}"
+            ws: ClientConnection = await asyncio.wait_for(
+                connect(url, ping_interval=None, max_size=None), 10
+            )
+            return ws
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            why = handshake_failure(url, exc)  # raises what retrying cannot fix
         log.info("%s", why)
         return why
 
@@ -361,7 +322,7 @@ class Client:
         opened = False
         failure: ClientError | None = None
         try:
-            token = await self._fresh_token()
+            token = await self._tokens.fresh()
             if token:
                 await ws.send(encode(Auth(token=token)).decode())
             for channel in sorted(self.channels):
@@ -386,14 +347,11 @@ class Client:
         finally:
             self._ws = None
             self._connected.clear()
-            if self._refresher is not None:
-                self._refresher.cancel()
+            self._tokens.cancel_refresh()
         close = ws.protocol.close_rcvd
         code, reason = (close.code, close.reason) if close else (1006, "")
         self.last_close = (code, reason)
-        if failure is None and code not in RECONNECT_CLOSE_CODES and code != 1000:
-            refused = code == CloseCode.UNAUTHORIZED
-            failure = (AuthenticationFailed if refused else ConnectionRejected)(code, reason)
+        failure = failure or close_failure(code, reason)
         if opened:
             will_reconnect = failure is None and self._may_reconnect()
             self.state = (
@@ -418,7 +376,7 @@ class Client:
         if isinstance(frame, Pong):
             return
         if isinstance(frame, Authenticated):
-            self._schedule_refresh(ws, frame.expires)
+            self._tokens.schedule_refresh(ws, frame.expires)
             return
         event: Event
         if isinstance(frame, WireMessage):
@@ -433,7 +391,7 @@ class Client:
             self.positions[frame.channel] = Position(frame.offset, frame.epoch)
             event = frame
         elif isinstance(frame, Error):
-            if frame.code in REFUSED_CODES:
+            if frame.code in REFUSED_CODES:  # the connection stays, this client stops
                 raise ChannelRefused(frame.channel, frame.code, frame.message)
             log.warning("gateway error %s: %s (%s)", frame.code, frame.message, frame.channel)
             event = frame
@@ -442,34 +400,3 @@ class Client:
         else:
             return
         await self._events.put(event)
-
-    # --- tokens --------------------------------------------------------------------------
-
-    async def _fresh_token(self) -> str | None:
-        source = self._token
-        value = source() if callable(source) else source
-        if inspect.isawaitable(value):
-            value = await value
-        return value
-
-    def _schedule_refresh(self, ws: ClientConnection, expires: int | None) -> None:
-        """Refresh ``refresh_margin`` seconds before ``expires`` (if the token is a function)."""
-        if self._refresher is not None:
-            self._refresher.cancel()
-        if expires is None or not callable(self._token):
-            return
-        delay = max(1.0, expires - time.time() - self._refresh_margin)
-        self._refresher = asyncio.create_task(self._refresh(ws, delay))
-
-    async def _refresh(self, ws: ClientConnection, delay: float) -> None:
-        await asyncio.sleep(delay)
-        token = await self._fresh_token()
-        if token:
-            with contextlib.suppress(ConnectionClosed):
-                await ws.send(encode(Refresh(token=token)).decode())
-
-
-def _check_rate(max_rate: float) -> float:
-    if not max_rate > 0:
-        raise ValueError(f"max_rate must be a number of updates per second above 0, not {max_rate}")
-    return float(max_rate)
