@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 
 import pytest
 
 from gateway.client import AuthenticationFailed, ChannelRefused, Client, Message, Subscribed
 from publisher import AsyncPublisher
+from tests.helpers import ROOT
 
 
 async def test_client_refreshes_its_token_and_outlives_each_one(gateway, keys, redis_url):
@@ -48,3 +51,19 @@ async def test_a_channel_that_needs_a_token_raises_for_an_anonymous_client(gatew
                 async for _ in client:
                     pass
     assert (raised.value.channel, raised.value.code) == ("tasks.projA.1", "unauthorized")
+
+
+def test_relaycast_tail_says_a_refused_token_in_one_line(gateway, keys, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(keys.token(key="another-secret-" + "x" * 32))
+    tail = [sys.executable, "-m", "shared.cli", "tail", gateway.ws_url, "tasks.projA.1"]
+    result = subprocess.run(
+        [*tail, "--token-file", str(token_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "closed the connection with 4501" in result.stderr
