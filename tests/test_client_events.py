@@ -6,10 +6,12 @@ import asyncio
 import json
 import signal
 
+import msgspec
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from gateway.client import (
+    BUILT_IN_EVENTS,
     Client,
     Connected,
     Disconnected,
@@ -21,10 +23,13 @@ from gateway.client import (
     ReconnectLimitReached,
     StateChange,
     Subscribed,
+    event_type,
+    register_event,
 )
 from publisher import AsyncPublisher
 from publisher.tasks import Tasks
 from shared.localredis import free_port
+from shared.state.alerts import Alert, AlertEvent, AlertsState
 from shared.state.tasks import TaskEvent, TaskState, TaskStatus
 from tests.helpers import GatewayProcess, wait_until
 
@@ -174,3 +179,41 @@ async def test_max_rate_travels_in_the_subscribe_frame():
         {"type": "subscribe", "channel": "tasks.x.1@state", "max_rate": 0.5},
         {"type": "subscribe", "channel": "plain.channel"},
     ]
+
+
+def test_each_built_in_channel_decodes_into_its_struct_and_registrations_come_first():
+    assert event_type("tasks.billing") is TaskEvent
+    assert event_type("tasks.billing.export-7") is TaskEvent
+    assert event_type("tasks.billing.export-7@state") is TaskState
+    assert event_type("alerts") is AlertEvent and event_type("alerts@state") is AlertsState
+    assert event_type("orders.eu") is None
+    alert = AlertEvent(
+        type="alert.raised",
+        time=1.0,
+        alert=Alert(
+            id="a",
+            rule="cpu_high",
+            host="h",
+            severity="warning",
+            message="hot",
+            metric="cpu.percent",
+            op=">",
+            threshold=90.0,
+            clear=80.0,
+            value=95.0,
+            raised_at=1.0,
+        ),
+    )
+    message = Message("alerts", 1, msgspec.json.encode(alert))
+    assert message.event == alert and message.data["alert"]["rule"] == "cpu_high"
+
+    class Order(msgspec.Struct):
+        id: int
+
+    register_event("orders.*", Order)
+    try:
+        assert Message("orders.eu", 1, b'{"id": 7}').event == Order(7)
+        with pytest.raises(msgspec.ValidationError):
+            _ = Message("orders.eu", 2, b'{"id": "seven"}').event
+    finally:
+        BUILT_IN_EVENTS.remove(("orders.*", Order))

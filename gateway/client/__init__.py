@@ -24,6 +24,7 @@ from gateway.client.errors import (
     ReconnectLimitReached,
 )
 from gateway.client.events import (
+    BUILT_IN_EVENTS,
     Connected,
     Disconnected,
     Message,
@@ -38,6 +39,7 @@ from shared.channels import InvalidChannel
 from shared.protocol import Error, Position, Subscribed, Unsubscribed
 
 __all__ = [
+    "BUILT_IN_EVENTS",
     "AuthenticationFailed",
     "ChannelRefused",
     "Client",

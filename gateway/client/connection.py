@@ -76,6 +76,8 @@ log = logging.getLogger("relaycast.client")
 
 
 class ConnectionState(enum.StrEnum):
+    """Where the client stands; ``on_state`` hears of each change with its details."""
+
     CONNECTING = "connecting"
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
@@ -120,7 +122,7 @@ class Client:
         self.channels: set[str] = {check_channel(channel) for channel in channels}
         self.state = ConnectionState.DISCONNECTED
         self.attempt = 0
-        """Failed attempts since the last connection opened."""
+        """Reconnect attempts since the last connection opened."""
         self.connects = 0
         self.last_close: tuple[int, str] | None = None
         self.duplicates = 0
