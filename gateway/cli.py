@@ -12,14 +12,8 @@ import contextlib
 import json
 import logging
 import sys
-from urllib.parse import urlsplit
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-
-from shared.channels import InvalidChannel, check_channel
 from shared.cliflags import add_settings_flags, settings_from
-from shared.protocol import ErrorCode
 from shared.settings import Settings, SettingsError
 
 __all__ = ["configure_drain", "configure_gateway", "configure_tail"]
@@ -95,66 +89,59 @@ def configure_tail(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=_tail)
 
 
-class TailStop(Exception):
-    """A mistake that retrying cannot fix: tail says it in one line and exits 1."""
-
-
-def _check_urls(urls: list[str]) -> None:
-    for url in urls:
-        scheme = urlsplit(url).scheme
-        if scheme not in ("ws", "wss"):
-            hint = url.replace("http", "ws", 1) if scheme in ("http", "https") else "ws://HOST/ws"
-            raise TailStop(f"{url} is not a WebSocket URL; use ws:// or wss://, e.g. {hint}")
-
-
-async def _preflight(url: str) -> None:
-    """Open one connection to tell a wrong path or a refusal (which never heals) from a
-    gateway that is not up yet (which the client keeps trying)."""
-    try:
-        async with asyncio.timeout(10):
-            ws = await connect(url, compression=None)
-    except InvalidStatus as exc:
-        status = exc.response.status_code
-        if status in (429, 502, 503, 504):
-            return  # busy or starting: the client retries
-        raise TailStop(f"{url} answered HTTP {status}; is that the gateway's /ws?") from None
-    except InvalidURI as exc:
-        raise TailStop(f"{url}: {exc}") from None
-    except (OSError, TimeoutError, InvalidHandshake) as exc:
-        print(f"# cannot reach {url} yet ({exc}); retrying", file=sys.stderr, flush=True)
-        return
-    await ws.close()
-
-
 def _tail(args: argparse.Namespace) -> int:
-    urls = args.url.split(",")
+    from gateway.client import ClientError, InvalidChannel
+
     try:
-        _check_urls(urls)
-        for channel in args.channels:
-            check_channel(channel)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_follow(urls, args.channels, args.count, args.token_file))
-    except (TailStop, InvalidChannel) as exc:
+            asyncio.run(_follow(args.url.split(","), args.channels, args.count, args.token_file))
+    except (ClientError, InvalidChannel) as exc:
         print(f"relaycast tail: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
+def _note(text: str) -> None:
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
 async def _follow(urls: list[str], channels: list[str], count: int, token_file: str | None) -> None:
-    from gateway.client import Client, Error, Message, Subscribed
+    """Print each message as a JSON line, and on stderr one ``#`` line per state worth
+    knowing; mistakes that retrying cannot fix come out of the client as ClientError."""
+    from gateway.client import (
+        Client,
+        Disconnected,
+        Error,
+        Message,
+        Reconnecting,
+        StateChange,
+        Subscribed,
+    )
 
     def token() -> str:
         assert token_file is not None
         with open(token_file) as file:  # read again for each connection and refresh
             return file.read().strip()
 
-    for url in urls:
-        await _preflight(url)
-    # The client logs each failed connect; tail said it once above and waits quietly.
-    logging.getLogger("relaycast.client").setLevel(logging.WARNING)
+    last: list[StateChange] = []
+
+    def on_state(change: StateChange) -> None:
+        if isinstance(change, Disconnected) and change.will_reconnect:
+            _note(f"lost {change.url} ({change.code}); reconnecting")
+        elif (
+            isinstance(change, Reconnecting)
+            and change.attempt == 1
+            and not (last and isinstance(last[-1], Disconnected))  # not said just above
+        ):
+            _note(f"{change.cause}; retrying")
+        last[:] = [change]
+
+    # tail says what happens in its own lines; the client's log would repeat it
+    logging.getLogger("relaycast.client").setLevel(logging.CRITICAL)
     seen = 0
     said: set[str] = set()
-    async with Client(urls, channels, token=token if token_file else None) as client:
+    client = Client(urls, channels, token=token if token_file else None, on_state=on_state)
+    async with client:
         async for event in client:
             if isinstance(event, Message):
                 line = {"channel": event.channel, "offset": event.offset, "data": event.data}
@@ -166,14 +153,6 @@ async def _follow(urls: list[str], channels: list[str], count: int, token_file: 
                 lost = "; history lost" if event.recovered is False else ""
                 if event.channel not in said or lost:
                     said.add(event.channel)
-                    print(
-                        f"# subscribed {event.channel} after offset {event.offset}{lost}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    _note(f"subscribed {event.channel} after offset {event.offset}{lost}")
             elif isinstance(event, Error):
-                if event.code == ErrorCode.UNAVAILABLE:
-                    print(f"# {event.message}; waiting", file=sys.stderr, flush=True)
-                    continue
-                about = f" ({event.channel})" if event.channel else ""
-                raise TailStop(f"the gateway refused{about}: {event.code}: {event.message}")
+                _note(f"{event.message}; waiting")

@@ -6,8 +6,9 @@ import asyncio
 import signal
 
 import msgspec
+import pytest
 
-from gateway.client import Client, ConnectionState, Message, Subscribed
+from gateway.client import Client, ConnectionState, HandshakeRejected, Message, Subscribed
 from publisher import AsyncPublisher
 from tests.helpers import GatewayProcess, wait_until
 from tests.tcpproxy import FreezingProxy
@@ -67,13 +68,16 @@ async def test_a_silent_server_is_noticed_by_the_heartbeat_timeout(redis_server,
     await proxy.close()
 
 
-async def test_a_refused_handshake_is_retried_not_fatal(redis_server, gateways):
+async def test_a_wrong_path_raises_instead_of_retrying(redis_server, gateways):
     gw = GatewayProcess.start(gateways, redis_server.url)
     client = Client(f"ws://127.0.0.1:{gw.port}/nope", backoff_base=0.01, backoff_cap=0.05)
     await client.start()
-    await wait_until(lambda: client.connects >= 3, 10, "retries")
-    assert client.state in (ConnectionState.RECONNECTING, ConnectionState.CONNECTING)
-    await client.close()
+    with pytest.raises(HandshakeRejected, match="answered HTTP 404") as raised:
+        await client.wait_connected(10)
+    assert raised.value.status == 404 and client.connects == 1
+    with pytest.raises(HandshakeRejected):  # iteration says the same
+        await anext(aiter(client))
+    assert client.state is ConnectionState.DISCONNECTED
 
 
 async def test_messages_carry_the_decoded_data_and_the_raw_bytes(redis_server, gateways):
