@@ -229,9 +229,7 @@ class Client:
         """One connection's life; returns its close code (None: could not connect)."""
         self.connects += 1
         try:
-            ws = await asyncio.wait_for(
-                connect(url, ping_interval=None, max_size=None, compression=None), 10
-            )
+            ws = await asyncio.wait_for(connect(url, ping_interval=None, max_size=None), 10)
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             log.info("connect to %s failed: %s", url, exc)
             return None
