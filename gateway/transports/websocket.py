@@ -334,8 +334,11 @@ class WebSocketTransport(asyncio.Protocol):
         frames = session.outbox.take()
         if not frames:
             return
-        if self.deflate:
-            data = b"".join([f.wsz or f.deflated() for f in frames])
+        if self.deflate:  # the shared compressed frames (gateway/deflate.py)
+            if len(frames) == 1:
+                data = frames[0].wsz or frames[0].deflated()
+            else:
+                data = b"".join([f.wsz or f.deflated() for f in frames])
         else:
             data = frames[0].ws if len(frames) == 1 else b"".join([f.ws for f in frames])
         transport.write(data)
