@@ -114,7 +114,8 @@ class _Flusher:
 _flusher = _Flusher()
 
 _DEFLATE = [SharedDeflate()]
-"""The extensions offered to clients, one list for every connection."""
+"""The extensions the gateway accepts when a client offers them: one list, shared by
+every connection."""
 
 _PROTOCOL_FAILURES = frozenset(
     {WsCloseCode.PROTOCOL_ERROR, WsCloseCode.INVALID_DATA, WsCloseCode.MESSAGE_TOO_BIG}
