@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--compression",
         action="store_true",
-        help="fanout, channels, hotpath: clients offer permessage-deflate (as browsers do)",
+        help="fanout, channels, idle, hotpath: clients offer permessage-deflate (as browsers do)",
     )
     p.add_argument("--backlog", type=int, default=d.backlog, help="replay: messages to resume")
     p.add_argument("--heartbeat", type=float, default=d.heartbeat, help="idle: ping interval")

@@ -56,7 +56,7 @@ class Params:
     publishes: int = 200_000
     """redis: publishes per step."""
     compression: bool = False
-    """fanout, channels, hotpath: clients offer permessage-deflate."""
+    """fanout, channels, idle, hotpath: clients offer permessage-deflate."""
     subscribers: tuple[int, ...] = (0, 1, 4, 16)
     """redis: pub/sub connections standing in for gateways, one step each."""
 

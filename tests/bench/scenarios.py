@@ -90,7 +90,7 @@ def idle(rig: Rig, params: Params) -> dict[str, Any]:
         heartbeat_interval=params.heartbeat,
     )
     channel = channel_name(params, "idle")
-    group = rig.load(params.clients, [channel])
+    group = rig.load(params.clients, [channel], compression=params.compression)
     time.sleep(1.0)
     rss0 = rig.gateway_rss()
     connect(rig, group, result)
