@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.deflate import deflated_frame
 from shared.protocol import Message, Publication, Subscribed, encode
 
 __all__ = ["FrameKind", "OutFrame", "control", "message"]
@@ -35,13 +36,24 @@ class OutFrame:
     """One encoded server frame.
 
     The JSON bytes are made once per message per gateway, and the WebSocket framing
-    around them (``ws``) with them, so the fan-out never encodes per client. ``channel``
+    around them (``ws``) with them, so the fan-out never encodes per client; the
+    compressed frame (``wsz``) is made once too, when first needed. ``channel``
     and ``offset`` are set for ``message`` frames only (control frames belong to no
     channel's stream, and conflation never drops them); ``subscribed`` is the Struct of a
     ``subscribed`` frame (its channel and position).
     """
 
-    __slots__ = ("channel", "json", "kind", "latest", "offset", "subscribed", "time", "ws")
+    __slots__ = (
+        "channel",
+        "json",
+        "kind",
+        "latest",
+        "offset",
+        "subscribed",
+        "time",
+        "ws",
+        "wsz",
+    )
 
     def __init__(
         self,
@@ -63,6 +75,16 @@ class OutFrame:
         self.ws = _text_frame(json)
         """The frame as one unmasked WebSocket text frame (an attribute, not a property:
         the fan-out reads it once per delivery)."""
+        self.wsz = b""
+        """The frame for connections that negotiated permessage-deflate, built by the
+        first of them to send it (:meth:`deflated`); empty until then."""
+
+    def deflated(self) -> bytes:
+        """The frame compressed for permessage-deflate (or ``ws`` when that is no
+        smaller), compressed at most once and shared by every such connection."""
+        if not self.wsz:
+            self.wsz = deflated_frame(self.json, self.ws)
+        return self.wsz
 
 
 def _text_frame(json: bytes) -> bytes:

@@ -50,7 +50,11 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     runs): anyone may read every channel, said loudly at start."""
 
     max_frame_bytes: int = 65536
-    """Largest inbound WebSocket frame; a larger one closes the connection with 1009."""
+    """Largest inbound WebSocket frame, and the most a compressed message may inflate to;
+    beyond, the connection closes with 1009."""
+    compression: bool = True
+    """Offer WebSocket clients permessage-deflate: each message is compressed once and the
+    same compressed frame goes to every client that accepted (docs/performance.md)."""
     max_subscriptions: int = 100
     """Subscriptions one connection may hold."""
     outbox_messages: int = 1024

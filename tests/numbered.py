@@ -3,9 +3,9 @@
 It speaks RESP on a plain socket and pipelines ``EVALSHA`` of the same publish script
 the publisher library runs (:data:`shared.broker.redis_scripts.PUBLISH_LUA`), so a message
 gets its offset and history exactly as a real publish does, at a few microseconds of
-Python per message. Payloads are ``{"t":<publish time>,"n":<number>,"p":"xx..."}``,
-padded to the requested size: the bench's load processes read ``t`` and ``n`` back
-(:data:`tests.rawws.MESSAGE`), the tests' subscribers check ``n``.
+Python per message. Payloads are ``{"t":<publish time>,"n":<number>,"p":"..."}``,
+padded to the requested size with :data:`PADDING`: the bench's load processes read ``t``
+and ``n`` back (:data:`tests.rawws.MESSAGE`), the tests' subscribers check ``n``.
 
 Messages go out round by round: round ``n`` publishes message ``n`` on every channel.
 The bench runs :func:`run` in a process of its own; a test runs
@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import random
 import socket
 import threading
 import time
@@ -69,10 +70,34 @@ class PublishResult:
     cpu_seconds: float = 0.0
 
 
+def _padding(size: int) -> bytes:
+    """Text that compresses about as well as JSON records do (some 3:1 with deflate),
+    not as a run of one letter would (100:1): names, numbers and words from a fixed
+    seed, without quotes or backslashes."""
+    rng = random.Random(20261207)
+    keys = [b"id", b"host", b"cpu", b"mem", b"disk", b"rx", b"tx", b"state", b"latency", b"ts"]
+    words = [b"web", b"db", b"cache", b"ok", b"warn", b"idle", b"busy", b"eu-west", b"us-east"]
+    out = bytearray()
+    while len(out) < size:
+        key = rng.choice(keys)
+        if rng.random() < 0.4:
+            value = b"%s-%d" % (rng.choice(words), rng.randrange(100))
+        else:
+            value = b"%.*f" % (rng.randrange(4), rng.random() * 10 ** rng.randrange(1, 7))
+        out += b"%s=%s " % (key, value)
+    return bytes(out[:size])
+
+
+PADDING = _padding(1 << 16)
+"""The padding of every payload (its first bytes, as many as the size needs)."""
+
+
 def payload(n: int, size: int, now: float) -> bytes:
     """A message of about ``size`` bytes: publish time, number, padding."""
     head = b'{"t":%.6f,"n":%d,"p":"' % (now, n)
-    return head + b"x" * max(0, size - len(head) - 2) + b'"}'
+    need = max(0, size - len(head) - 2)
+    pad = PADDING[:need] if need <= len(PADDING) else (PADDING * (need // len(PADDING) + 1))[:need]
+    return head + pad + b'"}'
 
 
 class _Redis:

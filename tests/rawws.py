@@ -69,11 +69,14 @@ def handshake(
     ).encode()
 
 
-def frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None) -> bytes:
-    """A client frame, masked with ``mask`` (four bytes; a random key when None)."""
+def frame(
+    opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None, rsv1: bool = False
+) -> bytes:
+    """A client frame, masked with ``mask`` (four bytes; a random key when None); ``rsv1``
+    marks a compressed message (permessage-deflate)."""
     mask = os.urandom(4) if mask is None else mask
     n = len(payload)
-    first = (0x80 if fin else 0) | opcode
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
     if n < 126:
         head = struct.pack("!BB", first, 0x80 | n)
     elif n < 65536:
@@ -114,9 +117,13 @@ def close_code(tail: bytes) -> int | None:
 class RawWebSocket:
     """One upgraded connection on asyncio streams; frames in, frames out, nothing else."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes = b""
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        self.head = head
+        """The server's handshake response, status line and headers."""
 
     @classmethod
     async def connect(
@@ -151,10 +158,10 @@ class RawWebSocket:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             raise
-        return cls(reader, writer)
+        return cls(reader, writer, head)
 
-    def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
-        self.writer.write(frame(opcode, payload, fin))
+    def send_frame(self, opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False) -> None:
+        self.writer.write(frame(opcode, payload, fin, rsv1=rsv1))
 
     async def send_text(self, text: str) -> None:
         self.send_frame(TEXT, text.encode())
@@ -166,17 +173,25 @@ class RawWebSocket:
         ``timeout`` bounds the wait for a frame to start; once it has, the rest is read
         whatever it takes (a timeout mid-frame would lose the stream's framing).
         """
+        first, payload, _ = await self.read_wire_frame(timeout)
+        return first & 0x0F, payload
+
+    async def read_wire_frame(self, timeout: float = 10.0) -> tuple[int, bytes, int]:
+        """The next server frame as (first byte: FIN, RSV1-3 and opcode; payload; bytes it
+        took on the wire); (CLOSE, b"", 0) on EOF."""
         try:
             async with asyncio.timeout(timeout):
                 first, second = await self.reader.readexactly(2)
-            n = second & 0x7F
+            n, size = second & 0x7F, 2
             if n == 126:
                 (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+                size += 2
             elif n == 127:
                 (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-            return first & 0x0F, await self.reader.readexactly(n)
+                size += 8
+            return first, await self.reader.readexactly(n), size + n
         except asyncio.IncompleteReadError:
-            return CLOSE, b""
+            return CLOSE, b"", 0
 
     async def read_until_close(self, timeout: float = 30.0) -> tuple[int, int]:
         """Read everything up to the close frame: (close code, data frames read before it).

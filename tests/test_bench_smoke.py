@@ -64,3 +64,15 @@ def test_idle_smoke_run_holds_every_connection(report_figure):
     assert result["connections"] == result["open"] == 2000
     assert not result.get("closes")
     assert result.get("problems", []) == []
+
+
+@pytest.mark.slow
+def test_compressed_fanout_smoke_run_inflates_every_message(report_figure):
+    clients, size = 100, 4096
+    args = ("--clients", str(clients), "--rate", "5000", "--duration", "1", "--size", str(size))
+    result = bench(report_figure, "fanout", *args, "--compression")
+    assert result["connections"] == clients
+    assert result["lost"] == result["duplicates"] == result["missing"] == 0, result
+    assert result["deliveries"] == clients * result["published"] > 0
+    # Every client negotiated permessage-deflate: the frames on the wire are compressed.
+    assert result["wire_bytes_per_delivery"] < size * 0.7, result["wire_bytes_per_delivery"]

@@ -5,7 +5,9 @@ instead of running an ASGI task per connection; every other route stays Starlett
 The ``websockets`` sans-I/O ``ServerProtocol`` parses the handshake and inbound frames
 (masking, fragmentation, control frames, the close handshake and the size limit).
 Outbound, the hub's frames are pre-framed once per message (``OutFrame.ws``) and every
-frame queued for a connection within one loop iteration goes out in one write.
+frame queued for a connection within one loop iteration goes out in one write. A
+connection that negotiated permessage-deflate gets each message's compressed frame
+instead, also made once per message and shared (:mod:`gateway.deflate`).
 
 Flow control: when the socket's write buffer passes its high-water mark, writing pauses
 and frames wait in the session's bounded outbox; a client that stays behind long enough
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from websockets.exceptions import InvalidState
+from websockets.frames import CloseCode as WsCloseCode
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
@@ -31,6 +34,7 @@ from websockets.typing import Subprotocol
 from gateway import observe
 from gateway.admission import Entry, admit_websocket, select_subprotocol
 from gateway.commands import Command
+from gateway.deflate import SharedDeflate
 from gateway.limits import Refusal
 from gateway.node import Node
 from gateway.session import Session
@@ -109,6 +113,15 @@ class _Flusher:
 
 _flusher = _Flusher()
 
+_DEFLATE = [SharedDeflate()]
+"""The extensions the gateway accepts when a client offers them: one list, shared by
+every connection."""
+
+_PROTOCOL_FAILURES = frozenset(
+    {WsCloseCode.PROTOCOL_ERROR, WsCloseCode.INVALID_DATA, WsCloseCode.MESSAGE_TOO_BIG}
+)
+"""Closes the sans-I/O protocol starts on bad input from the client (1002, 1007, 1009)."""
+
 
 class _ServerProtocol(ServerProtocol):
     """websockets' sans-I/O server, selecting the subprotocol by the gateway's rule."""
@@ -127,6 +140,7 @@ class WebSocketTransport(asyncio.Protocol):
         "closing",
         "commands",
         "conn",
+        "deflate",
         "entry",
         "flush_scheduled",
         "hub",
@@ -153,7 +167,12 @@ class WebSocketTransport(asyncio.Protocol):
         self.loop = _loop or asyncio.get_running_loop()
         self.server_state = server_state
         settings = self.hub.settings
-        self.conn = _ServerProtocol(max_size=settings.max_frame_bytes, logger=_protocol_log)
+        self.conn = _ServerProtocol(
+            max_size=settings.max_frame_bytes,
+            extensions=_DEFLATE if settings.compression else None,
+            logger=_protocol_log,
+        )
+        self.deflate = False  # negotiated permessage-deflate: send compressed frames
         self.peer = ""
         self.entry: Entry | None = None  # admitted by gateway/admission.py
         self.transport: asyncio.Transport | None = None
@@ -183,9 +202,11 @@ class WebSocketTransport(asyncio.Protocol):
             elif isinstance(event, Frame) and self.session is not None:
                 self._frame(self.session, event)
         close = self.conn.close_sent
-        if close is not None and close.code == CloseCode.MESSAGE_TOO_BIG and not self.closing:
-            self.closing = True  # the protocol refused an oversized frame and closes
-            observe.LIMIT_HITS.labels("frame_size").inc()
+        if close is not None and close.code in _PROTOCOL_FAILURES and not self.closing:
+            self.closing = True  # the protocol refused a frame (oversized, malformed) and closes
+            if close.code == CloseCode.MESSAGE_TOO_BIG:
+                observe.LIMIT_HITS.labels("frame_size").inc()
+            note_close(close.code, close.reason)
         self._send_protocol_output()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -237,6 +258,7 @@ class WebSocketTransport(asyncio.Protocol):
             if self.entry is not None:
                 self.entry.release()
             return
+        self.deflate = bool(self.conn.extensions)
         session = self.session = Session(
             self.hub.limits,
             on_ready=self._schedule_flush,
@@ -313,7 +335,13 @@ class WebSocketTransport(asyncio.Protocol):
         frames = session.outbox.take()
         if not frames:
             return
-        data = frames[0].ws if len(frames) == 1 else b"".join([f.ws for f in frames])
+        if self.deflate:  # the shared compressed frames (gateway/deflate.py)
+            if len(frames) == 1:
+                data = frames[0].wsz or frames[0].deflated()
+            else:
+                data = b"".join([f.wsz or f.deflated() for f in frames])
+        else:
+            data = frames[0].ws if len(frames) == 1 else b"".join([f.ws for f in frames])
         transport.write(data)
         _flusher.sent(len(frames), len(data), frames[0].time)
 

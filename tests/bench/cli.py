@@ -41,6 +41,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--size", type=int, default=d.size, help="payload bytes")
     p.add_argument("--channels", type=int, default=1, help="fanout: channels to spread over")
     p.add_argument("--no-history", action="store_true", help="channels that keep no history")
+    p.add_argument(
+        "--compression",
+        action="store_true",
+        help="fanout, channels, idle, hotpath: clients offer permessage-deflate (as browsers do)",
+    )
     p.add_argument("--backlog", type=int, default=d.backlog, help="replay: messages to resume")
     p.add_argument("--heartbeat", type=float, default=d.heartbeat, help="idle: ping interval")
     p.add_argument("--rates", default=None, help="sweep: comma-separated deliveries/s")
@@ -92,6 +97,7 @@ def params_from(args: argparse.Namespace) -> Params:
         heartbeat=args.heartbeat,
         p99_bound_ms=args.p99_bound,
         publishes=args.publishes,
+        compression=args.compression,
     )
     if args.rates:
         params.rates = tuple(float(r) for r in args.rates.split(","))

@@ -55,6 +55,8 @@ class Params:
     p99_bound_ms: float = 30.0
     publishes: int = 200_000
     """redis: publishes per step."""
+    compression: bool = False
+    """fanout, channels, idle, hotpath: clients offer permessage-deflate."""
     subscribers: tuple[int, ...] = (0, 1, 4, 16)
     """redis: pub/sub connections standing in for gateways, one step each."""
 
@@ -168,6 +170,9 @@ def stream(
         "broker_reconnects": after.get("relaycast_broker_reconnects_total", 0)
         - before.get("relaycast_broker_reconnects_total", 0),
     }
+    sent = after.get("relaycast_bytes_sent_total", 0) - before.get("relaycast_bytes_sent_total", 0)
+    if received and sent:
+        out["wire_bytes_per_delivery"] = round(sent / received, 1)
     if received and rig.gateways[0].pid:
         out["gateway_us_per_delivery"] = round(cpu / received * 1e6, 3)
         out["gateway_kernel_us_per_delivery"] = round(used["system"] / received * 1e6, 3)

@@ -11,6 +11,9 @@ on the event loop the gateway runs on (uvloop where it is installed).
 Beside the gateway's path it times the floor under it: a bare loop of ``send()`` of the
 same frame to the same sockets, which is the kernel's share of every delivery (on
 loopback the sender's CPU also runs the receiving side of TCP).
+
+With ``--compression`` the clients negotiate permessage-deflate: the timed path then
+includes compressing each message once, and the floor sends the compressed frame.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from shared.settings import Settings
 from tests.bench import report
 from tests.bench.flow import Params
 from tests.bench.rig import Rig
+from tests.bench.wsload import OFFER
 from tests.numbered import payload
 from tests.rawws import handshake, text_frame
 
@@ -68,11 +72,16 @@ def _floor(sockets: list[socket.socket], data: bytes) -> None:
 
 
 def _time_floor(
-    connections: set[WebSocketTransport], socks: list[socket.socket], rounds: int, size: int
+    connections: set[WebSocketTransport],
+    socks: list[socket.socket],
+    rounds: int,
+    size: int,
+    compression: bool,
 ) -> dict[str, float]:
     """µs per ``send()`` of one message frame from the gateway's side of every connection."""
     pub = Publication(0, "", payload(0, size, time.time()).decode(), time.time())
-    data = message(CHANNEL, pub, latest=False).ws
+    frame = message(CHANNEL, pub, latest=False)
+    data = frame.deflated() if compression else frame.ws
     # Duplicates of the gateway's descriptors: closing them leaves the connections open.
     raw = [
         socket.socket(fileno=os.dup(conn.transport.get_extra_info("socket").fileno()))
@@ -110,7 +119,7 @@ async def _until(predicate: Any, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def _run(clients: int, rounds: int, size: int) -> dict[str, Any]:
+async def _run(clients: int, rounds: int, size: int, compression: bool) -> dict[str, Any]:
     overrides = {"redis_url": "memory://", "mode": "development", "handshake_rate": 0}
     settings = Settings.load(overrides, env={})
     broker = create_broker(settings)
@@ -131,7 +140,7 @@ async def _run(clients: int, rounds: int, size: int) -> dict[str, Any]:
         for _ in range(clients):
             sock = socket.create_connection(("127.0.0.1", port))
             sock.setblocking(False)
-            sock.sendall(handshake("127.0.0.1", port))
+            sock.sendall(handshake("127.0.0.1", port, headers=OFFER if compression else ""))
             socks.append(sock)
             if len(socks) % 200 == 0:
                 await asyncio.sleep(0)
@@ -149,7 +158,10 @@ async def _run(clients: int, rounds: int, size: int) -> dict[str, Any]:
         await asyncio.sleep(0.1)
         _drain(socks)
         channel = hub.channels[CHANNEL]
-        figures: dict[str, Any] = {"floor": _time_floor(state.connections, socks, rounds, size)}
+        if compression:
+            assert all(t.deflate for t in state.connections), "permessage-deflate not negotiated"
+        floor = _time_floor(state.connections, socks, rounds, size, compression)
+        figures: dict[str, Any] = {"floor": floor}
         for label, batch, sockets in (
             ("batch1", 1, True),
             ("batch4", 4, True),
@@ -198,7 +210,7 @@ def hotpath(rig: Rig, params: Params) -> dict[str, Any]:
     rounds = max(20, int(params.duration * 20))
     factory, loop_name = _event_loop()
     with asyncio.Runner(loop_factory=factory) as runner:
-        figures = runner.run(_run(params.clients, rounds, params.size))
+        figures = runner.run(_run(params.clients, rounds, params.size, params.compression))
     one, four, python = figures["batch1"], figures["batch4"], figures["python"]
     floor = figures["floor"]
     return {
@@ -210,6 +222,7 @@ def hotpath(rig: Rig, params: Params) -> dict[str, Any]:
             "size": params.size,
             "rounds": rounds,
             "loop": loop_name,
+            "compression": params.compression,
         },
         "machine": report.machine(rig.gateway_cpus, rig.load_cpus),
         "hotpath": figures,

@@ -31,6 +31,8 @@ class LoadConfig:
     cpus: list[int] | None = None
     sample_every: int = 1
     """Keep the latency of every n-th message."""
+    compression: bool = False
+    """Offer permessage-deflate, as browsers do, and inflate what arrives compressed."""
 
 
 @dataclass

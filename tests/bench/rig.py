@@ -187,6 +187,7 @@ class Rig:
         resume: bool = True,
         sample_every: int = 1,
         urls: list[tuple[str, int]] | None = None,
+        compression: bool = False,
     ) -> LoadGroup:
         """Start load processes for ``clients`` connections over ``channels`` (not yet open).
 
@@ -212,6 +213,7 @@ class Rig:
                     cpus=self.load_cpus,
                     sample_every=sample_every,
                     max_pending=self.options.ramp,
+                    compression=compression,
                 )
             )
             first += count

@@ -42,7 +42,7 @@ def fanout(rig: Rig, params: Params) -> dict[str, Any]:
         "fanout",
     )
     names = [channel_name(params, f"fan{i}") for i in range(count)]
-    group = rig.load(params.clients, names)
+    group = rig.load(params.clients, names, compression=params.compression)
     rss0 = rig.gateway_rss()
     connect(rig, group, result)
     if rss0 and result["connections"]:
@@ -67,7 +67,7 @@ def channels(rig: Rig, params: Params) -> dict[str, Any]:
     run = run_id()
     prefix = "bench" if params.history else "benchplain"
     names = [f"{prefix}.{run}.c{i}" for i in range(params.clients)]
-    group = rig.load(params.clients, names)
+    group = rig.load(params.clients, names, compression=params.compression)
     connect(rig, group, result)
     flow, _ = stream(rig, group, names, 1, params, params.rate)
     result.update(flow)
@@ -90,7 +90,7 @@ def idle(rig: Rig, params: Params) -> dict[str, Any]:
         heartbeat_interval=params.heartbeat,
     )
     channel = channel_name(params, "idle")
-    group = rig.load(params.clients, [channel])
+    group = rig.load(params.clients, [channel], compression=params.compression)
     time.sleep(1.0)
     rss0 = rig.gateway_rss()
     connect(rig, group, result)

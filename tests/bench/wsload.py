@@ -7,6 +7,11 @@ the next message it expects; :mod:`tests.rawws` finds the messages in each read.
 Every connection holds exactly one subscription, so numbers are checked per connection:
 a number above the expected one is loss, below it a duplicate.
 
+With ``compression`` the clients offer permessage-deflate as browsers do. A connection
+that negotiated it splits each read into frames and inflates the compressed ones before
+the search; the gateway sends every client the same compressed bytes, so a process
+inflates each message once and looks the rest up by their bytes.
+
 The parent drives a process through a pipe and gets one reply per command (see
 :func:`run`).
 """
@@ -20,6 +25,7 @@ import resource
 import select
 import socket
 import time
+import zlib
 from array import array
 from multiprocessing.connection import Connection
 
@@ -47,9 +53,23 @@ IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 CONNECTING, HANDSHAKE, SUBSCRIBING, LIVE, CLOSED = range(5)
 
+OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+_SYNC_TAIL = b"\x00\x00\xff\xff"  # removed by the sender of each compressed message
+_INFLATED_KEPT = 4096  # compressed messages remembered; then the memo starts afresh
+
 
 class _Conn:
-    __slots__ = ("addr", "channel", "epoch", "next_n", "sock", "source", "state", "tail")
+    __slots__ = (
+        "addr",
+        "channel",
+        "deflate",
+        "epoch",
+        "next_n",
+        "sock",
+        "source",
+        "state",
+        "tail",
+    )
 
     def __init__(self, addr: tuple[str, int], source: str, channel: str) -> None:
         self.addr = addr
@@ -60,6 +80,7 @@ class _Conn:
         self.tail = b""
         self.next_n = 1
         self.epoch: str | None = None
+        self.deflate = False  # negotiated permessage-deflate
 
 
 class _Loader:
@@ -80,6 +101,7 @@ class _Loader:
         self.connect_reply = False
         self.running = True
         self._cpu0 = 0.0
+        self.inflated: dict[bytes, bytes] = {}
 
     # --- connections -------------------------------------------------------------------
 
@@ -155,7 +177,10 @@ class _Loader:
             if PING_JSON in data:  # answered at once, as the SDK and browsers do
                 with contextlib.suppress(OSError):
                     sock.send(PONG_FRAME)
-            self._messages(conn, conn.tail + data if conn.tail else data)
+            if conn.deflate:
+                self._deflated(conn, conn.tail + data if conn.tail else data)
+            else:
+                self._messages(conn, conn.tail + data if conn.tail else data)
         elif conn.state == HANDSHAKE:
             self._handshake_reply(fd, conn, data)
         else:
@@ -165,39 +190,77 @@ class _Loader:
         """Count, check and time every message frame in ``data`` (the hot path)."""
         found = _findall(data)
         if found:
-            now = _time()
-            count = len(found)
-            if count == 1:
-                t, n = found[0]
-                if int(n) == conn.next_n:
-                    conn.next_n += 1
-                else:
-                    self._check(conn, [int(n)])
-                if not self.received % self.config.sample_every:
-                    self.lat.append(now - float(t))
-            else:
-                numbers = [int(n) for _, n in found]
-                first = conn.next_n
-                if numbers == list(range(first, first + count)):
-                    conn.next_n = first + count
-                else:
-                    self._check(conn, numbers)
-                every = self.config.sample_every
-                if every == 1:
-                    self.lat.extend([now - float(t) for t, _ in found])
-                else:
-                    seen = self.received
-                    self.lat.extend(
-                        [now - float(t) for i, (t, _) in enumerate(found, seen) if not i % every]
-                    )
-            self.received += count
-            self.last_recv = now
+            self._count(conn, found)
             if data[-1] == 0x7D:  # "}": the read ends with a whole frame
                 conn.tail = b""
             else:  # keep what follows the last complete head: it cannot match again
                 conn.tail = data[data.rfind(b',"p"') + 4 :][-_KEEP:]
             return
         conn.tail = b"" if data[-1] == 0x7D else data[-_KEEP:]
+
+    def _deflated(self, conn: _Conn, data: bytes) -> None:
+        """:meth:`_messages` for a connection with permessage-deflate: whole frames only,
+        compressed ones inflated (each distinct one once per process)."""
+        parts = []
+        closing = b""
+        i, end, n = 0, 0, len(data)
+        inflated = self.inflated
+        while n - i >= 2:
+            first, length, head = data[i], data[i + 1] & 0x7F, 2
+            if length == 126:
+                length, head = int.from_bytes(data[i + 2 : i + 4]), 4
+            elif length == 127:
+                length, head = int.from_bytes(data[i + 2 : i + 10]), 10
+            end = i + head + length
+            if end > n or n - i < head:
+                break
+            body = data[i + head : end]
+            if first & 0x40:
+                text = inflated.get(body)
+                if text is None:
+                    if len(inflated) >= _INFLATED_KEPT:
+                        inflated.clear()
+                    text = zlib.decompressobj(wbits=-15).decompress(body + _SYNC_TAIL)
+                    inflated[body] = text
+                body = text
+            elif first & 0x0F == 0x8:
+                closing = data[i:end]  # for close_code() once the socket ends
+            parts.append(body)
+            i = end
+        conn.tail = data[i:] or closing
+        found = _findall(b"".join(parts))
+        if found:
+            self._count(conn, found)
+
+    def _count(self, conn: _Conn, found: list[tuple[bytes, bytes]]) -> None:
+        """Count, check and time the messages ``found`` (publish time and number each)."""
+        now = _time()
+        count = len(found)
+        if count == 1:
+            t, n = found[0]
+            if int(n) == conn.next_n:
+                conn.next_n += 1
+            else:
+                self._check(conn, [int(n)])
+            if not self.received % self.config.sample_every:
+                self.lat.append(now - float(t))
+        else:
+            numbers = [int(n) for _, n in found]
+            first = conn.next_n
+            if numbers == list(range(first, first + count)):
+                conn.next_n = first + count
+            else:
+                self._check(conn, numbers)
+            every = self.config.sample_every
+            if every == 1:
+                self.lat.extend([now - float(t) for t, _ in found])
+            else:
+                seen = self.received
+                self.lat.extend(
+                    [now - float(t) for i, (t, _) in enumerate(found, seen) if not i % every]
+                )
+        self.received += count
+        self.last_recv = now
 
     def _check(self, conn: _Conn, numbers: list[int]) -> None:
         expected = conn.next_n
@@ -220,6 +283,7 @@ class _Loader:
         if not buf.startswith(b"HTTP/1.1 101"):
             self._drop(fd, conn, None)
             return
+        conn.deflate = b"permessage-deflate" in buf[:end].lower()
         assert conn.sock is not None
         since = conn.next_n - 1 if conn.epoch is not None else 0
         epoch = conn.epoch if conn.epoch is not None else self.config.since_epoch
@@ -253,6 +317,12 @@ class _Loader:
         self.pending -= 1
         self.stats.connected += 1
         self._start_more()
+        if conn.deflate:
+            # Frames start right after the subscribed frame: the regex stops inside it.
+            start = buf.find(b"}", match.end()) + 1
+            if start < len(buf):
+                self._deflated(conn, buf[start:])
+            return
         rest = buf[match.end() :]
         if rest:
             self._messages(conn, rest)
@@ -264,7 +334,7 @@ class _Loader:
             self._drop(fd, conn, None)
             return
         host, port = conn.addr
-        sock.send(handshake(host, port))
+        sock.send(handshake(host, port, headers=OFFER if self.config.compression else ""))
         conn.state = HANDSHAKE
         self.poll.modify(fd, select.EPOLLIN)
 

@@ -1,0 +1,180 @@
+"""permessage-deflate (RFC 7692) compressed once per message, for every subscriber.
+
+Per-connection compression would break encode-once and keep zlib state for every
+connection (tens to hundreds of KiB each). This gateway instead answers every offer with
+``server_no_context_takeover`` (a server may set it unasked, RFC 7692 section 7.1.1.1):
+each message is then compressed alone, so the one compressed frame built per message
+(:func:`deflated_frame`, cached on the ``OutFrame``) is valid for every connection that
+negotiated the extension, whatever else it was sent before.
+
+It also answers with ``client_no_context_takeover`` (section 7.1.1.2): a client
+compresses each of its messages alone, and :class:`Inflate` decompresses each with a
+zlib object freed when the message ends. A connection keeps no zlib state between
+messages, outgoing or incoming, and a compressed message inflating past the frame size
+limit closes the connection with 1009 as an oversized frame does.
+
+The window: a message of ``n`` bytes is compressed with the smallest window of at least
+``n`` bytes (2^9 to 2^15; a smaller window cannot compress a message worse, since no
+match reaches further back than its start, and it costs far less memory to set up). An
+offer that limits the server's window below 2^15 (``server_max_window_bits``) is
+declined, as the shared frames could not honour it for every message; the client's own
+window is never limited, since any window up to 2^15 inflates with a 2^15 one.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+
+from websockets.exceptions import (
+    DuplicateParameter,
+    InvalidParameterName,
+    InvalidParameterValue,
+    NegotiationError,
+    PayloadTooBig,
+    ProtocolError,
+)
+from websockets.extensions.base import Extension, ServerExtensionFactory
+from websockets.frames import CTRL_OPCODES, Frame, Opcode
+from websockets.typing import ExtensionName, ExtensionParameter
+
+__all__ = ["MIN_SIZE", "Inflate", "SharedDeflate", "deflated_frame"]
+
+NAME = ExtensionName("permessage-deflate")
+
+MIN_SIZE = 100
+"""JSON shorter than this goes out uncompressed without trying: the frame's fixed text
+(type, channel, offset) leaves a short message almost nothing to find twice."""
+
+LEVEL = 1
+"""zlib level: done once per message, but a channel with one subscriber pays it per
+delivery; level 1 costs about half of level 6 for some 5-10 % larger output on JSON."""
+
+_TAIL = b"\x00\x00\xff\xff"
+"""The empty stored block a sync flush ends with: removed when sending, restored when
+receiving (RFC 7692, section 7.2.1 and 7.2.2)."""
+
+_WINDOW_BITS = frozenset(str(bits) for bits in range(8, 16))
+
+
+def deflated_frame(json: bytes, plain: bytes) -> bytes:
+    """``json`` as one compressed WebSocket text frame (RSV1 set), or ``plain`` (the
+    uncompressed frame) when compression would not make it smaller.
+
+    Each call compresses alone (no context takeover), so the result suits every
+    connection that negotiated :class:`SharedDeflate`.
+    """
+    n = len(json)
+    if n < MIN_SIZE:
+        return plain
+    bits = min(15, max(9, n.bit_length()))
+    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -bits, max(1, bits - 7))
+    body = compressor.compress(json) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    size = len(body) - 4  # without the empty block's four bytes
+    if size < 126:
+        head = bytes((0xC1, size))
+    elif size < 65536:
+        head = struct.pack("!BBH", 0xC1, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0xC1, 127, size)
+    if len(head) + size >= len(plain):
+        return plain
+    return head + body[:-4]
+
+
+class Inflate(Extension):
+    """A connection's side of the extension: inflates the client's compressed messages.
+
+    Outgoing frames are not touched here: data frames are written pre-framed by the
+    transport (compressed or not), and control frames are never compressed.
+    """
+
+    __slots__ = ("decoder",)
+    name = NAME
+
+    def __init__(self) -> None:
+        self.decoder: zlib._Decompress | None = None
+        """The current compressed message's decompressor; None between messages."""
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        """``frame`` inflated when its message is compressed.
+
+        Raises:
+            PayloadTooBig: the message inflates past ``max_size`` (the protocol closes
+                with 1009).
+            ProtocolError: not a valid deflate stream, or RSV1 on a continuation frame
+                (the protocol closes with 1002).
+        """
+        if frame.opcode in CTRL_OPCODES:
+            return frame
+        if frame.opcode is Opcode.CONT:
+            if self.decoder is None:
+                return frame  # a continuation of an uncompressed message
+            if frame.rsv1:
+                raise ProtocolError("RSV1 set on a continuation frame")
+        elif frame.rsv1:
+            self.decoder = zlib.decompressobj(wbits=-15)
+        else:
+            return frame
+        decoder = self.decoder
+        assert decoder is not None
+        data = bytes(frame.data) + _TAIL if frame.fin else frame.data
+        try:
+            # One byte over the limit tells "exactly the limit" from "more than it".
+            limit = 0 if max_size is None else max_size + 1
+            out = decoder.decompress(data, limit)
+        except zlib.error as exc:
+            self.decoder = None
+            raise ProtocolError("invalid compressed data") from exc
+        if decoder.unconsumed_tail or (max_size is not None and len(out) > max_size):
+            self.decoder = None
+            raise PayloadTooBig(None, max_size)
+        if frame.fin:
+            self.decoder = None  # free zlib's state: the next message starts afresh
+        return Frame(frame.opcode, out, frame.fin, False, frame.rsv2, frame.rsv3)
+
+    def encode(self, frame: Frame) -> Frame:
+        return frame
+
+
+class SharedDeflate(ServerExtensionFactory):
+    """Accepts a permessage-deflate offer the shared frames can serve; see the module."""
+
+    name = NAME
+
+    def process_request_params(
+        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
+    ) -> tuple[list[ExtensionParameter], Extension]:
+        """The response's parameters and the connection's :class:`Inflate`.
+
+        Raises:
+            NegotiationError: the offer asks for what the shared frames cannot do, or
+                is malformed; the client's next offer, if any, is tried.
+        """
+        if any(extension.name == NAME for extension in accepted_extensions):
+            raise NegotiationError(f"skipped duplicate {NAME}")
+        response: list[ExtensionParameter] = [
+            ("server_no_context_takeover", None),
+            ("client_no_context_takeover", None),
+        ]
+        seen: set[str] = set()
+        for key, value in params:
+            if key in seen:
+                raise DuplicateParameter(key)
+            seen.add(key)
+            if key in ("server_no_context_takeover", "client_no_context_takeover"):
+                if value is not None:
+                    raise InvalidParameterValue(key, value)
+            elif key == "server_max_window_bits":
+                if value not in _WINDOW_BITS:
+                    raise InvalidParameterValue(key, value)
+                if value != "15":
+                    raise NegotiationError(f"server_max_window_bits={value} is not served")
+                response.append((key, value))  # accepting it means echoing it
+            elif key == "client_max_window_bits":
+                if value is not None and value not in _WINDOW_BITS:
+                    raise InvalidParameterValue(key, value)
+            else:
+                raise InvalidParameterName(key)
+        return response, Inflate()
