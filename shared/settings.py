@@ -153,6 +153,14 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     """Seconds between evaluations of the alert rules."""
     alerts_recent: int = 10
     """Resolved alerts kept, and shown at once to new subscribers of ``alerts@state``."""
+    history_tiers: str = "0:1h,1m:1d,15m:30d"
+    """Metric history kept in Redis: ``step:kept`` tiers, finest first (step 0: every sample)."""
+    history_max_points: int = 5000
+    """Most points one history query returns."""
+    metrics_series_cap: int = 1000
+    """Most series (metric and entity pairs) one metrics source may have."""
+    health_port: int = 0
+    """Port of the metrics or alerts process' health endpoint (0: none)."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -175,12 +183,16 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             "metrics_interval",
             "alerts_interval",
             "alerts_recent",
+            "history_max_points",
+            "metrics_series_cap",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be > 0")
         if self.metrics_idle_interval < 0:
             raise SettingsError(f"{ENV_PREFIX}METRICS_IDLE_INTERVAL must be >= 0 (0: off)")
+        if not 0 <= self.health_port <= 65535:
+            raise SettingsError(f"{ENV_PREFIX}HEALTH_PORT must be a port number (0: none)")
         if self.drain_seconds < 0:
             raise SettingsError(f"{ENV_PREFIX}DRAIN_SECONDS must be >= 0")
         if self.max_connection_age < 0:
