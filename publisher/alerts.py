@@ -31,6 +31,7 @@ from publisher.alert_rules import (
     default_rules,
     load_rules,
 )
+from publisher.health import Health, serve_health
 from publisher.rounds import run_rounds
 from shared.broker import BrokerUnavailable
 from shared.broker.redis_url import async_command_client, parse_redis_url
@@ -126,7 +127,7 @@ class AlertsPublisher:
             self.resolved += 1
             log.info("resolved %s (%s now %g)", alert.id, alert.metric, action.value)
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
+    async def run(self, stop: asyncio.Event | None = None, health: Health | None = None) -> None:
         """Evaluate every ``alerts_interval`` until ``stop`` is set; survive Redis outages."""
         published_at = -STATE_REFRESH
 
@@ -138,7 +139,10 @@ class AlertsPublisher:
             await self.evaluate()
 
         interval = self.settings.alerts_interval
-        await run_rounds(one_round, interval, stop or asyncio.Event(), log, doing="evaluate alerts")
+        doing = "evaluate alerts"
+        await run_rounds(
+            one_round, interval, stop or asyncio.Event(), log, doing=doing, health=health
+        )
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -159,7 +163,11 @@ async def run_alerts(settings: Settings, stop: asyncio.Event | None = None) -> N
         settings.alerts_interval,
     )
     publisher = AlertsPublisher(settings, rules)
+    health = Health(settings.alerts_interval, "evaluate alerts")
+    server = await serve_health(health, settings.health_port) if settings.health_port else None
     try:
-        await publisher.run(stop)
+        await publisher.run(stop, health)
     finally:
+        if server is not None:
+            server.close()
         await publisher.close()

@@ -30,6 +30,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from publisher.health import Health, serve_health
 from publisher.publish import AsyncPublisher
 from publisher.rounds import run_rounds
 from publisher.sampler import HostSnapshot, Sampler
@@ -225,7 +226,7 @@ class MetricsPublisher:
         await self._publisher.publish(FLEET_CHANNEL, fleet)
         return True
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
+    async def run(self, stop: asyncio.Event | None = None, health: Health | None = None) -> None:
         """Sample and publish until ``stop`` is set: at full rate while anyone listens."""
         interval = self.settings.metrics_interval
         idle = self.settings.metrics_idle_interval
@@ -244,7 +245,9 @@ class MetricsPublisher:
                 await self.publish_fleet()
 
         doing = f"publish {self.channel}"
-        await run_rounds(one_round, interval, stop or asyncio.Event(), log, doing=doing)
+        await run_rounds(
+            one_round, interval, stop or asyncio.Event(), log, doing=doing, health=health
+        )
 
     async def close(self) -> None:
         await self._publisher.close()
@@ -260,7 +263,11 @@ async def run_metrics(settings: Settings, stop: asyncio.Event | None = None) -> 
         settings.metrics_interval,
         f"{settings.metrics_idle_interval:.0f}s" if settings.metrics_idle_interval else "never",
     )
+    health = Health(settings.metrics_interval, f"publish {publisher.channel}")
+    server = await serve_health(health, settings.health_port) if settings.health_port else None
     try:
-        await publisher.run(stop)
+        await publisher.run(stop, health)
     finally:
+        if server is not None:
+            server.close()
         await publisher.close()

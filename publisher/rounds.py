@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from publisher.health import Health
 from shared.broker import BrokerUnavailable
 
 __all__ = ["run_rounds"]
@@ -24,10 +25,12 @@ async def run_rounds(
     log: logging.Logger,
     *,
     doing: str,
+    health: Health | None = None,
 ) -> None:
     """Call ``one_round(started)`` every ``interval`` seconds until ``stop`` is set.
 
-    ``doing`` names the work in log lines ("publish metrics", "evaluate alerts").
+    ``doing`` names the work in log lines ("publish metrics", "evaluate alerts");
+    ``health`` hears of every round and whether it reached Redis.
     """
     loop = asyncio.get_running_loop()
     healthy = True
@@ -42,6 +45,8 @@ async def run_rounds(
             if healthy:
                 log.warning("cannot %s: %s; retrying every %.1fs", doing, exc, interval)
             healthy = False
+        if health is not None:
+            health.round_done(healthy)
         delay = max(0.0, interval - (loop.time() - started))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
