@@ -4,8 +4,8 @@ Every sample of a series goes into each tier of ``history_tiers`` (by default: e
 sample for an hour, 1-minute buckets for a day, 15-minute buckets for 30 days). A tier is
 one sorted set per series, scored by time in milliseconds:
 
-- the raw tier's members are ``<ms>:<value>``;
-- a bucket tier's members are ``<bucket ms>:<min>:<max>:<sum>:<count>``, rewritten in
+- the raw tier's members are ``<ms>,<value>``;
+- a bucket tier's members are ``<bucket ms>,<min>,<max>,<sum>,<count>``, rewritten in
   place as samples of the bucket arrive (so the average is exact, not an average of
   averages).
 
@@ -134,19 +134,19 @@ local function write_history()
     for j = 1, nt do
       local key, step = KEYS[2 + i * nt + j], steps[j]
       if step == 0 then
-        redis.call('ZADD', key, tms, string.format('%d:', tms) .. ARGV[a + 2])
+        redis.call('ZADD', key, tms, string.format('%d,', tms) .. ARGV[a + 2])
       else
         local b = tms - tms % step
         local lo, hi, sum, n = v, v, v, 1
         local old = redis.call('ZRANGEBYSCORE', key, b, b, 'LIMIT', 0, 1)[1]
         if old then
           local _, olo, ohi, osum, on =
-            string.match(old, '^([^:]*):([^:]*):([^:]*):([^:]*):([^:]*)$')
+            string.match(old, '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)$')
           lo, hi = math.min(lo, tonumber(olo)), math.max(hi, tonumber(ohi))
           sum, n = sum + tonumber(osum), n + tonumber(on)
           redis.call('ZREM', key, old)
         end
-        redis.call('ZADD', key, b, string.format('%d:%.17g:%.17g:%.17g:%d', b, lo, hi, sum, n))
+        redis.call('ZADD', key, b, string.format('%d,%.17g,%.17g,%.17g,%d', b, lo, hi, sum, n))
       end
       redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', tms - keeps[j]))
       redis.call('PEXPIRE', key, keeps[j])
@@ -186,8 +186,30 @@ return {1, last[1], last[2]}
 """
 )
 
+# One round trip per query. KEYS: the source's series hash, then the candidate tiers'
+# keys, finest first. ARGV: series id, from, to (ms), most points, then per tier its
+# expected points (-1: count them, for the raw tier). Returns {0, source known} for an
+# unknown series, {2} when no tier fits, else {1, info, tier (1-based), points}: one JSON
+# array of arrays (members are comma-separated numbers), which msgspec decodes in C
+# instead of a thousand strings parsed one by one.
+_RANGE_LUA = """
+local info = redis.call('HGET', KEYS[1], ARGV[1])
+if not info then return {0, redis.call('EXISTS', KEYS[1])} end
+local most = tonumber(ARGV[4])
+for j = 2, #KEYS do
+  local n = tonumber(ARGV[3 + j])
+  if n < 0 then n = redis.call('ZCOUNT', KEYS[j], ARGV[2], ARGV[3]) end
+  if n <= most then
+    local members = redis.call('ZRANGEBYSCORE', KEYS[j], ARGV[2], ARGV[3])
+    return {1, info, j - 1, '[[' .. table.concat(members, '],[') .. ']]'}
+  end
+end
+return {2}
+"""
+
 _encode = msgspec.json.Encoder().encode
 _decode_info = msgspec.json.Decoder(SeriesInfo).decode
+_decode_rows = msgspec.json.Decoder(list[list[float]]).decode
 
 
 class HistoryStore:
@@ -200,6 +222,7 @@ class HistoryStore:
         self._prefix = settings.key_prefix
         self._host = AtomicScript(redis, settings, _HOST_LUA)
         self._source = AtomicScript(redis, settings, _SOURCE_LUA)
+        self._range = redis.register_script(_RANGE_LUA)
 
     # --- keys ----------------------------------------------------------------------------
 
@@ -357,35 +380,24 @@ class HistoryStore:
         if not (math.isfinite(start) and math.isfinite(end) and start <= end):
             raise InvalidSample("start and end must be finite times with start <= end")
         sid = series_id(metric, entity)
-        info_raw = await _call(self.redis.hget(self.series_key(source), sid))
-        if info_raw is None:
-            known = await _call(self.redis.exists(self.series_key(source)))
-            what = f"no series {sid!r} of source {source!r}" if known else f"no source {source!r}"
-            raise UnknownSeries(what)
-        info = _decode_info(info_raw)
         lo, hi = int(start * 1000), int(end * 1000)
         tiers = [t for t in self.tiers if step is None or t.step >= step] or [self.tiers[-1]]
-        chosen: Tier | None = None
-        for tier in tiers:
-            # a little slack: "the last hour" asked a moment ago is still the raw tier's
-            keeps_start = start >= now - tier.keep * 1.02 or tier is tiers[-1]
-            if not keeps_start:
-                continue
-            key = self.tier_key(tier, source, sid)
-            if tier.step:
-                expected = (hi - lo) / (tier.step * 1000) + 1
-            else:
-                expected = await _call(self.redis.zcount(key, lo, hi))
-            if expected <= max_points:
-                chosen = tier
-                break
-        if chosen is None:
-            span = f"{end - start:g} s"
+        # a little slack: "the last hour" asked a moment ago is still the raw tier's
+        tiers = [t for t in tiers if start >= now - t.keep * 1.02 or t is tiers[-1]]
+        keys = [self.series_key(source)] + [self.tier_key(t, source, sid) for t in tiers]
+        expected = [int((hi - lo) / (t.step * 1000)) + 1 if t.step else -1 for t in tiers]
+        reply = await _call(self._range(keys=keys, args=[sid, lo, hi, max_points, *expected]))
+        if reply[0] == 0:
+            known = reply[1]
+            what = f"no series {sid!r} of source {source!r}" if known else f"no source {source!r}"
+            raise UnknownSeries(what)
+        if reply[0] == 2:
             raise RangeTooLarge(
-                f"{span} is more than {max_points} points even at the coarsest step"
-                f" ({self.tiers[-1].step:g} s): ask for a shorter range"
+                f"{end - start:g} s is more than {max_points} points even at the coarsest step"
+                f" ({tiers[-1].step:g} s): ask for a shorter range"
             )
-        members = await _call(self.redis.zrangebyscore(self.tier_key(chosen, source, sid), lo, hi))
+        info, chosen, joined = _decode_info(reply[1]), tiers[int(reply[2]) - 1], reply[3]
+        rows = _decode_rows(joined) if joined != b"[[]]" else []
         return History(
             source=source,
             metric=metric,
@@ -395,17 +407,14 @@ class HistoryStore:
             step=chosen.step,
             start=start,
             end=end,
-            points=[_point(m, bool(chosen.step)) for m in members],
+            points=_points(rows, bool(chosen.step)),
         )
 
 
-def _point(member: bytes, bucket: bool) -> tuple[float, float, float, float]:
+def _points(rows: list[list[float]], bucket: bool) -> list[tuple[float, float, float, float]]:
     if not bucket:
-        ms, _, value = member.partition(b":")
-        v = float(value)
-        return int(ms) / 1000, v, v, v
-    ms, lo, hi, total, count = member.split(b":")
-    return int(ms) / 1000, float(total) / int(count), float(lo), float(hi)
+        return [(row[0] / 1000, row[1], row[1], row[1]) for row in rows]
+    return [(ms / 1000, total / count, lo, hi) for ms, lo, hi, total, count in rows]
 
 
 async def _call(awaitable: Any) -> Any:
