@@ -71,7 +71,8 @@ async def test_a_batch_over_http_is_published_and_kept_in_history(redis_server, 
         assert month["step"] == 900 and month["points"][0][1] == 3.0
         listed = (await http.get("/api/history/billing")).json()["series"]
         assert {(s["metric"], s["entity"]) for s in listed} == set(series)
-        assert "billing" in (await http.get("/api/history")).json()["sources"]
+        sources = (await http.get("/api/history")).json()["sources"]
+        assert {"name": "billing", "kind": "service"} in sources
     await ws.close()
 
 

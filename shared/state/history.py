@@ -53,6 +53,7 @@ __all__ = [
     "RangeTooLarge",
     "SeriesCapReached",
     "SeriesInfo",
+    "SourceInfo",
     "UnknownSeries",
     "source_channel",
 ]
@@ -76,6 +77,13 @@ class SeriesCapReached(InvalidSample):
 def source_channel(source: str) -> str:
     """The latest-value channel of a service's own metrics."""
     return SOURCE_PREFIX + source
+
+
+class SourceInfo(msgspec.Struct, kw_only=True):
+    """A source with history: a ``host`` (``relaycast metrics``) or a ``service``."""
+
+    name: str
+    kind: str
 
 
 class SeriesInfo(msgspec.Struct, kw_only=True):
@@ -326,10 +334,17 @@ class HistoryStore:
 
     # --- reading -------------------------------------------------------------------------
 
-    async def sources(self) -> list[str]:
-        """Every source with history, by name."""
-        raw = await _call(self.redis.zrange(self.sources_key(), 0, -1))
-        return sorted(s.decode() for s in raw)
+    async def sources(self) -> list[SourceInfo]:
+        """Every source with history, by name: hosts (their snapshots are in the hosts
+        hash) and services."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrange(self.sources_key(), 0, -1)
+        pipe.hkeys(hosts_key(self._prefix))
+        names, hosts = await _call(pipe.execute())
+        return [
+            SourceInfo(name=name, kind="host" if name.encode() in set(hosts) else "service")
+            for name in sorted(n.decode() for n in names)
+        ]
 
     async def series(self, source: str) -> list[SeriesInfo]:
         """Every series of ``source`` with its newest value.

@@ -91,8 +91,9 @@ export class Metrics {
     for (const host of hosts) this.follow(host);
     for (const source of sources) this.followSource(source);
     fetchJSON("/api/history").then((body) => {
-      for (const source of (body && body.sources) || []) {
-        if (!this.hosts.has(source)) this.followSource(source);
+      for (const { name, kind } of (body && body.sources) || []) {
+        if (kind === "host") this.follow(name);
+        else this.followSource(name);
       }
     });
   }
