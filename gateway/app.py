@@ -10,7 +10,16 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from gateway import admission, api, api_events, api_metrics, dashboard, observe, revocation_api
+from gateway import (
+    admission,
+    api,
+    api_alerts,
+    api_events,
+    api_metrics,
+    dashboard,
+    observe,
+    revocation_api,
+)
 from gateway.heartbeat import run_heartbeat
 from gateway.hub import Hub
 from gateway.node import Node
@@ -73,6 +82,7 @@ def create_app(settings: Settings) -> Starlette:
             *api.routes,
             *api_metrics.routes,
             *api_events.routes,
+            *api_alerts.routes,
             *revocation_api.routes,
             *admission.routes,
         ],

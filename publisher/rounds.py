@@ -8,7 +8,6 @@ tries again; the recovery is logged too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -26,11 +25,13 @@ async def run_rounds(
     *,
     doing: str,
     health: Health | None = None,
+    wake: asyncio.Event | None = None,
 ) -> None:
     """Call ``one_round(started)`` every ``interval`` seconds until ``stop`` is set.
 
     ``doing`` names the work in log lines ("publish metrics", "evaluate alerts");
-    ``health`` hears of every round and whether it reached Redis.
+    ``health`` hears of every round and whether it reached Redis; setting ``wake`` starts
+    the next round at once.
     """
     loop = asyncio.get_running_loop()
     healthy = True
@@ -48,5 +49,13 @@ async def run_rounds(
         if health is not None:
             health.round_done(healthy)
         delay = max(0.0, interval - (loop.time() - started))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+        waits = [asyncio.ensure_future(stop.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if wake is not None:
+            wake.clear()

@@ -14,18 +14,23 @@ A bad name or a value that is not a finite number raises
 
 from __future__ import annotations
 
+import re
 import time
 from types import TracebackType
+from typing import Literal
 
 import redis.asyncio as aioredis
 
 from shared.broker.redis_url import async_command_client, parse_redis_url
 from shared.protocol import Position
 from shared.settings import Settings
+from shared.state.alerts import Alert, AlertStore, UnknownAlert
 from shared.state.history import HistoryStore
-from shared.state.series import InvalidSample, Sample, check_source, series_id
+from shared.state.series import InvalidSample, Sample, check_entity, check_source, series_id
 
 __all__ = ["InvalidSample", "ServiceMetrics"]
+
+_RULE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class ServiceMetrics:
@@ -48,6 +53,7 @@ class ServiceMetrics:
             raise TypeError("metrics history needs one Redis server or Sentinel, not a Cluster")
         self._redis = client
         self.store = HistoryStore(client, self.settings)
+        self.alerts = AlertStore(client, self.settings)
         self._gauges: dict[str, Sample] = {}
         self._counters: dict[str, Sample] = {}
         self._since = time.monotonic()
@@ -87,6 +93,47 @@ class ServiceMetrics:
         self._counters.clear()
         self._since = now
         return position
+
+    async def raise_alert(
+        self,
+        rule: str,
+        message: str,
+        *,
+        entity: str = "",
+        severity: Literal["info", "warning", "critical"] = "warning",
+        value: float = 0.0,
+    ) -> bool:
+        """Raise this source's own alert ``<rule>@<source>`` (``<source>[<entity>]`` per
+        entity), as a rule would: once, however often called while active. False when it
+        was active already, or silenced."""
+        if not _RULE.fullmatch(rule):
+            raise InvalidSample(f"rule {rule!r}: 1-64 of A-Z a-z 0-9 _ -")
+        subject = f"{self.source}[{check_entity(entity)}]" if entity else self.source
+        now = time.time()
+        alert = Alert(
+            id=f"{rule}@{subject}:{int(now * 1000)}",
+            rule=rule,
+            host=subject,
+            severity=severity,
+            message=message,
+            metric="",
+            op="",
+            threshold=0.0,
+            clear=0.0,
+            value=value,
+            raised_at=now,
+        )
+        raised, _ = await self.alerts.raise_alert(alert)
+        return raised
+
+    async def resolve_alert(self, rule: str, *, entity: str = "", note: str | None = None) -> bool:
+        """Resolve this source's own alert; False when it was not active."""
+        subject = f"{self.source}[{check_entity(entity)}]" if entity else self.source
+        try:
+            await self.alerts.resolve_fingerprint(f"{rule}@{subject}", note)
+        except UnknownAlert:
+            return False
+        return True
 
     async def close(self) -> None:
         """Flush what is left and let go of Redis."""

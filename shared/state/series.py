@@ -26,6 +26,7 @@ __all__ = [
     "check_metric",
     "check_source",
     "flatten",
+    "parse_seconds",
     "parse_tiers",
     "series_id",
     "unit_of",
@@ -110,7 +111,7 @@ class Tier(msgspec.Struct, frozen=True):
         return "raw" if self.step == 0 else f"{self.step:g}s"
 
 
-def _seconds(text: str, what: str) -> float:
+def parse_seconds(text: str, what: str) -> float:
     match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(f"{what}: {text!r} is not a duration (like 0, 60, '1m', '1h', '30d')")
@@ -128,7 +129,7 @@ def parse_tiers(text: str) -> tuple[Tier, ...]:
         step_text, sep, keep_text = part.partition(":")
         if not sep:
             raise ValueError(f"history tier {part.strip()!r}: write step:kept, like 1m:1d")
-        tier = Tier(_seconds(step_text, "tier step"), _seconds(keep_text, "tier kept"))
+        tier = Tier(parse_seconds(step_text, "tier step"), parse_seconds(keep_text, "tier kept"))
         if tier.keep <= 0 or (tier.step and tier.step < 1):
             raise ValueError(f"history tier {part.strip()!r}: steps of 1 s or more, kept > 0")
         if tiers and (tier.step <= tiers[-1].step or tier.keep < tiers[-1].keep):
