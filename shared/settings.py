@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from shared.channels import Namespaces
+from shared.state.series import parse_tiers
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -191,6 +192,10 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be > 0")
         if self.metrics_idle_interval < 0:
             raise SettingsError(f"{ENV_PREFIX}METRICS_IDLE_INTERVAL must be >= 0 (0: off)")
+        try:
+            parse_tiers(self.history_tiers)
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_PREFIX}HISTORY_TIERS: {exc}") from exc
         if not 0 <= self.health_port <= 65535:
             raise SettingsError(f"{ENV_PREFIX}HEALTH_PORT must be a port number (0: none)")
         if self.drain_seconds < 0:
