@@ -10,7 +10,17 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from gateway import admission, api, dashboard, notifications_api, observe, revocation_api
+from gateway import (
+    admission,
+    api,
+    api_alerts,
+    api_events,
+    api_metrics,
+    dashboard,
+    notifications_api,
+    observe,
+    revocation_api,
+)
 from gateway.heartbeat import run_heartbeat
 from gateway.hub import Hub
 from gateway.node import Node
@@ -71,6 +81,9 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/ws", websocket_fallback),
             *dashboard.routes,
             *api.routes,
+            *api_metrics.routes,
+            *api_events.routes,
+            *api_alerts.routes,
             *revocation_api.routes,
             *notifications_api.routes,
             *admission.routes,

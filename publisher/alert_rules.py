@@ -13,6 +13,12 @@ A rules file is a list of ``[[rules]]`` tables::
     severity = "warning"         # info | warning | critical
     message = "CPU {value:.0f}% on {host}"   # optional; fields below
     hosts = ["web-*"]            # optional shell patterns of host names (default: all)
+    per = "messages"             # optional: judge metric / per (a ratio, e.g. errors/messages)
+    rate = "5m"                  # optional: judge the change per second over this window
+
+A service's own metrics are judged like a host's: the source is the "host", and each
+entity of it is one more, named ``<source>[<entity>]`` (one alert per entity that
+crosses the line); its series are the snapshot's dotted paths.
 
 Message fields: ``{rule} {host} {metric} {op} {value} {threshold} {clear} {for}
 {severity}``. Durations count sample times (a snapshot's ``time``), so every alerts
@@ -69,6 +75,10 @@ class Rule(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True
     severity: Literal["info", "warning", "critical"] = "warning"
     message: str = ""
     hosts: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    per: str = ""
+    """Judge ``metric / per`` (skipped while ``per`` is 0)."""
+    rate: float = 0.0
+    """Judge the change per second of the value over this many seconds (0: the value)."""
 
     @property
     def clear_at(self) -> float:
@@ -154,7 +164,7 @@ def parse_rules(document: Mapping[str, Any], source: str = "rules") -> list[Rule
     for number, table in enumerate(tables, 1):
         label = f"{source}: rule {table.get('name', number)!r}"
         raw = dict(table)
-        for key in ("for", "clear_for"):
+        for key in ("for", "clear_for", "rate"):
             if key in raw:
                 raw[key] = parse_duration(raw[key], f"{label}: {key}")
         try:
@@ -179,6 +189,8 @@ def _check(rule: Rule, label: str) -> None:
         raise RulesError(f"{label}: with op {rule.op!r}, clear must be <= threshold")
     if rule.op in ("<", "<=") and rule.clear_at < rule.threshold:
         raise RulesError(f"{label}: with op {rule.op!r}, clear must be >= threshold")
+    if rule.per and any(not part for part in rule.per.split(".")):
+        raise RulesError(f"{label}: per must be a dotted path like 'messages'")
     if not rule.hosts:
         raise RulesError(f"{label}: hosts must list at least one pattern")
     try:
@@ -264,6 +276,28 @@ class _Tracker:
     breached_since: float | None = None
     cleared_since: float | None = None
     maybe_silenced: bool = True
+    seen: list[tuple[float, float]] = field(default_factory=list)
+    """(sample time, value) over the rule's rate window."""
+
+
+def _value(rule: Rule, snapshot: Any) -> float | None:
+    """What the rule judges in ``snapshot``: the metric, or its ratio to ``per``."""
+    value = lookup(snapshot, rule.metric)
+    if value is None or not rule.per:
+        return value
+    base = lookup(snapshot, rule.per)
+    return None if not base else value / base
+
+
+def _rate(rule: Rule, tracker: _Tracker, value: float, sampled: float) -> float | None:
+    """The change per second over the rule's window; None until the window is covered."""
+    tracker.seen.append((sampled, value))
+    while len(tracker.seen) > 1 and tracker.seen[1][0] <= sampled - rule.rate:
+        tracker.seen.pop(0)
+    then, old = tracker.seen[0]
+    if sampled - then < rule.rate * 0.9 or sampled == then:
+        return None
+    return (value - old) / (sampled - then)
 
 
 @dataclass
@@ -289,7 +323,7 @@ class Evaluator:
                 if not rule.applies_to(host):
                     continue
                 fingerprint = f"{rule.name}@{host}"
-                value = lookup(snapshot, rule.metric)
+                value = _value(rule, snapshot)
                 if stale or value is None:
                     self._trackers.pop(fingerprint, None)
                     continue
@@ -297,6 +331,10 @@ class Evaluator:
                 if tracker.last == sampled:
                     continue  # judged this sample already
                 tracker.last = sampled
+                if rule.rate:
+                    value = _rate(rule, tracker, value, sampled)
+                    if value is None:
+                        continue
                 action = self._step(rule, host, fingerprint, tracker, value, sampled, active)
                 if action is not None:
                     actions.append(action)

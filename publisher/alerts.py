@@ -14,8 +14,10 @@ Redis, and resolving compares the stored alert, so each alert is raised and reso
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -27,15 +29,18 @@ from publisher.alert_rules import (
     Raise,
     Resolve,
     Rule,
+    RulesError,
     Unsilence,
     default_rules,
     load_rules,
 )
+from publisher.health import Health, serve_health
 from publisher.rounds import run_rounds
 from shared.broker import BrokerUnavailable
 from shared.broker.redis_url import async_command_client, parse_redis_url
 from shared.settings import Settings
-from shared.state.alerts import Alert, AlertStore
+from shared.state.alerts import Alert, AlertStore, evaluate_channel
+from shared.state.history import HistoryStore, SeriesInfo
 from shared.state.hosts import demand_key, read_hosts
 
 __all__ = ["AlertsPublisher", "run_alerts"]
@@ -50,9 +55,11 @@ STATE_REFRESH = 3600.0
 class AlertsPublisher:
     """One alerts process: :meth:`evaluate` once, or :meth:`run` until stopped."""
 
-    def __init__(self, settings: Settings, rules: list[Rule]) -> None:
+    def __init__(self, settings: Settings, rules: list[Rule], rules_path: str = "") -> None:
         self.settings = settings
         self.evaluator = Evaluator(rules)
+        self._rules_path = rules_path
+        self._rules_stamp = _stamp(rules_path)
         target = parse_redis_url(settings.redis_url)
         if target.kind == "cluster":
             raise ValueError(
@@ -63,6 +70,8 @@ class AlertsPublisher:
         assert isinstance(client, aioredis.Redis)  # one server, or Sentinel's primary
         self._redis = client
         self.store = AlertStore(client, settings)
+        self.history = HistoryStore(client, settings)
+        self.wake = asyncio.Event()
         self.raised = 0
         self.resolved = 0
 
@@ -80,6 +89,7 @@ class AlertsPublisher:
                 snapshots[host] = msgspec.json.decode(raw)
             except msgspec.DecodeError:
                 log.warning("unreadable metrics snapshot of %s; skipped", host)
+        snapshots.update(await self._service_snapshots())
         active = await self.store.active()
         now = time.time()
         unsilence: list[str] = []
@@ -93,6 +103,49 @@ class AlertsPublisher:
                 case Unsilence():
                     unsilence.append(action.fingerprint)
         await self.store.clear_silence(unsilence)
+
+    async def _service_snapshots(self) -> dict[str, Any]:
+        """Each service's series as snapshots the rules judge: one for the source, and one
+        per entity (``<source>[<entity>]``), each with its series at their dotted paths."""
+        names = [s.name for s in await self.history.sources() if s.kind == "service"]
+        if not names:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self.history.series_key(name))
+        try:
+            hashes = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        snapshots: dict[str, Any] = {}
+        for name, series in zip(names, hashes, strict=True):
+            for raw in series.values():
+                info = _decode_series(raw)
+                subject = f"{name}[{info.entity}]" if info.entity else name
+                snapshot = snapshots.setdefault(subject, {"time": 0.0, "interval": 60.0})
+                snapshot["time"] = max(snapshot["time"], info.time)
+                _place(snapshot, info.metric, info.value)
+        return snapshots
+
+    def reload_rules(self) -> bool:
+        """Read the rules file again if it changed; a file that does not parse is logged
+        and the rules in force stay. True when new rules took effect."""
+        if not self._rules_path:
+            return False
+        stamp = _stamp(self._rules_path)
+        if stamp == self._rules_stamp:
+            return False
+        self._rules_stamp = stamp
+        try:
+            rules = load_rules(self._rules_path)
+        except RulesError as exc:
+            log.error(
+                "rules not reloaded: %s; keeping the %d in force", exc, len(self.evaluator.rules)
+            )
+            return False
+        self.evaluator.rules = rules
+        log.info("reloaded %d rules from %s", len(rules), self._rules_path)
+        return True
 
     async def _raise(self, action: Raise) -> None:
         rule = action.rule
@@ -126,7 +179,7 @@ class AlertsPublisher:
             self.resolved += 1
             log.info("resolved %s (%s now %g)", alert.id, alert.metric, action.value)
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
+    async def run(self, stop: asyncio.Event | None = None, health: Health | None = None) -> None:
         """Evaluate every ``alerts_interval`` until ``stop`` is set; survive Redis outages."""
         published_at = -STATE_REFRESH
 
@@ -135,10 +188,39 @@ class AlertsPublisher:
             if started - published_at >= STATE_REFRESH:
                 await self.store.publish_state()
                 published_at = started
+            self.reload_rules()
             await self.evaluate()
 
         interval = self.settings.alerts_interval
-        await run_rounds(one_round, interval, stop or asyncio.Event(), log, doing="evaluate alerts")
+        doing = "evaluate alerts"
+        listener = asyncio.create_task(self._listen_for_evaluate())
+        try:
+            await run_rounds(
+                one_round,
+                interval,
+                stop or asyncio.Event(),
+                log,
+                doing=doing,
+                health=health,
+                wake=self.wake,
+            )
+        finally:
+            listener.cancel()
+
+    async def _listen_for_evaluate(self) -> None:
+        """Wake the loop whenever someone asks for an evaluation now (``POST
+        /api/alerts/evaluate`` publishes on ``rc:alerts:evaluate``); resubscribe after a
+        Redis outage."""
+        channel = evaluate_channel(self.settings.key_prefix)
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(channel)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.wake.set()
+            except (RedisError, OSError):
+                await asyncio.sleep(1.0)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -158,8 +240,39 @@ async def run_alerts(settings: Settings, stop: asyncio.Event | None = None) -> N
         settings.alerts_rules or "defaults",
         settings.alerts_interval,
     )
-    publisher = AlertsPublisher(settings, rules)
+    publisher = AlertsPublisher(settings, rules, settings.alerts_rules)
+    health = Health(settings.alerts_interval, "evaluate alerts")
+    server = await serve_health(health, settings.health_port) if settings.health_port else None
     try:
-        await publisher.run(stop)
+        await publisher.run(stop, health)
     finally:
+        if server is not None:
+            server.close()
         await publisher.close()
+
+
+_decode_series = msgspec.json.Decoder(SeriesInfo).decode
+
+
+def _stamp(path: str) -> bytes | None:
+    """A digest of the rules file, to notice a change (modification times are too coarse:
+    two writes within one clock tick look alike); None when absent or unset."""
+    if not path:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError:
+        return None
+
+
+def _place(snapshot: dict[str, Any], path: str, value: float) -> None:
+    """Set ``value`` at dotted ``path``; a path that runs into a number is left out."""
+    *parents, leaf = path.split(".")
+    at = snapshot
+    for part in parents:
+        inner = at.setdefault(part, {})
+        if not isinstance(inner, dict):
+            return
+        at = inner
+    if not isinstance(at.get(leaf), dict):
+        at[leaf] = value

@@ -27,8 +27,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from publisher.health import Health, serve_health
 from publisher.publish import AsyncPublisher
 from publisher.rounds import run_rounds
 from publisher.sampler import HostSnapshot, Sampler
@@ -36,6 +38,7 @@ from shared.broker import BrokerUnavailable
 from shared.broker.redis_url import async_command_client, parse_redis_url
 from shared.protocol import Position
 from shared.settings import Settings
+from shared.state.history import HistoryStore
 from shared.state.hosts import (
     FLEET_CHANNEL,
     demand_key,
@@ -45,6 +48,7 @@ from shared.state.hosts import (
     hosts_key,
     read_hosts,
 )
+from shared.state.series import flatten, unit_of
 
 __all__ = ["FleetSnapshot", "HostSummary", "MetricsPublisher", "run_metrics", "summarise"]
 
@@ -144,6 +148,11 @@ class MetricsPublisher:
         # publisher cannot tell who listens, and samples at full rate.
         self._counts_listeners = target.kind != "cluster"
         self._redis = async_command_client(target, socket_connect_timeout=3, socket_timeout=5)
+        # History is written in the publish's own script, which needs one server (or
+        # Sentinel's primary); on Redis Cluster the snapshot is published without history.
+        self.history: HistoryStore | None = None
+        if isinstance(self._redis, aioredis.Redis):
+            self.history = HistoryStore(self._redis, settings)
         prefix = settings.key_prefix
         self._pubsub_names = (f"{prefix}:{{{self.channel}}}", f"{prefix}:{{{FLEET_CHANNEL}}}")
         self._fleet_token = f"{self.host}:{os.getpid()}"
@@ -174,6 +183,7 @@ class MetricsPublisher:
 
         A mapping is published as it is (with ``host``, ``time`` and ``interval`` added
         when missing): a way to publish metrics of your own, which alert rules can watch.
+        Every number in it (lists aside) goes into history in the same step.
         """
         if isinstance(snapshot, Mapping):
             snapshot = {
@@ -183,6 +193,11 @@ class MetricsPublisher:
                 **snapshot,
             }
         data = msgspec.json.encode(snapshot)
+        if self.history is not None:
+            decoded = msgspec.json.decode(data)
+            series = [(m, unit_of(m), v) for m, v in flatten(decoded)]
+            when = float(decoded.get("time") or time.time())
+            return await self.history.record_host(self.host, data, series, when)
         try:
             await self._redis.hset(hosts_key(self.settings.key_prefix), self.host, data)
         except (RedisError, OSError) as exc:
@@ -211,7 +226,7 @@ class MetricsPublisher:
         await self._publisher.publish(FLEET_CHANNEL, fleet)
         return True
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
+    async def run(self, stop: asyncio.Event | None = None, health: Health | None = None) -> None:
         """Sample and publish until ``stop`` is set: at full rate while anyone listens."""
         interval = self.settings.metrics_interval
         idle = self.settings.metrics_idle_interval
@@ -230,7 +245,9 @@ class MetricsPublisher:
                 await self.publish_fleet()
 
         doing = f"publish {self.channel}"
-        await run_rounds(one_round, interval, stop or asyncio.Event(), log, doing=doing)
+        await run_rounds(
+            one_round, interval, stop or asyncio.Event(), log, doing=doing, health=health
+        )
 
     async def close(self) -> None:
         await self._publisher.close()
@@ -246,7 +263,11 @@ async def run_metrics(settings: Settings, stop: asyncio.Event | None = None) -> 
         settings.metrics_interval,
         f"{settings.metrics_idle_interval:.0f}s" if settings.metrics_idle_interval else "never",
     )
+    health = Health(settings.metrics_interval, f"publish {publisher.channel}")
+    server = await serve_health(health, settings.health_port) if settings.health_port else None
     try:
-        await publisher.run(stop)
+        await publisher.run(stop, health)
     finally:
+        if server is not None:
+            server.close()
         await publisher.close()

@@ -8,10 +8,10 @@ tries again; the recovery is logged too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from publisher.health import Health
 from shared.broker import BrokerUnavailable
 
 __all__ = ["run_rounds"]
@@ -24,10 +24,14 @@ async def run_rounds(
     log: logging.Logger,
     *,
     doing: str,
+    health: Health | None = None,
+    wake: asyncio.Event | None = None,
 ) -> None:
     """Call ``one_round(started)`` every ``interval`` seconds until ``stop`` is set.
 
-    ``doing`` names the work in log lines ("publish metrics", "evaluate alerts").
+    ``doing`` names the work in log lines ("publish metrics", "evaluate alerts");
+    ``health`` hears of every round and whether it reached Redis; setting ``wake`` starts
+    the next round at once.
     """
     loop = asyncio.get_running_loop()
     healthy = True
@@ -42,6 +46,16 @@ async def run_rounds(
             if healthy:
                 log.warning("cannot %s: %s; retrying every %.1fs", doing, exc, interval)
             healthy = False
+        if health is not None:
+            health.round_done(healthy)
         delay = max(0.0, interval - (loop.time() - started))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+        waits = [asyncio.ensure_future(stop.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if wake is not None:
+            wake.clear()

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from shared.channels import Namespaces
+from shared.state.series import parse_tiers
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -179,6 +180,14 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     smtp_port: int = 25
     smtp_from: str = "relaycast@localhost"
     """Sender address of notification emails."""
+    history_tiers: str = "0:1h,1m:1d,15m:30d"
+    """Metric history kept in Redis: ``step:kept`` tiers, finest first (step 0: every sample)."""
+    history_max_points: int = 5000
+    """Most points one history query returns."""
+    metrics_series_cap: int = 1000
+    """Most series (metric and entity pairs) one metrics source may have."""
+    health_port: int = 0
+    """Port of the metrics or alerts process' health endpoint (0: none)."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -204,6 +213,8 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             "notify_keep",
             "notify_timeout",
             "notify_max_attempts",
+            "history_max_points",
+            "metrics_series_cap",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -212,6 +223,12 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             raise SettingsError(f"{ENV_PREFIX}NOTIFY_RETRY_DELAY must be >= 0")
         if self.metrics_idle_interval < 0:
             raise SettingsError(f"{ENV_PREFIX}METRICS_IDLE_INTERVAL must be >= 0 (0: off)")
+        try:
+            parse_tiers(self.history_tiers)
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_PREFIX}HISTORY_TIERS: {exc}") from exc
+        if not 0 <= self.health_port <= 65535:
+            raise SettingsError(f"{ENV_PREFIX}HEALTH_PORT must be a port number (0: none)")
         if self.drain_seconds < 0:
             raise SettingsError(f"{ENV_PREFIX}DRAIN_SECONDS must be >= 0")
         if self.max_connection_age < 0:

@@ -41,3 +41,9 @@ def test_readme_documents_every_setting():
     text = README.read_text()
     missing = [f for f in Settings.fields() if f"RELAYCAST_{f.upper()}" not in text]
     assert not missing, f"README's configuration table lacks: {missing}"
+
+
+@pytest.mark.parametrize("tiers", ["1m:1d,0:1h", "1m", "0:0", "soon:1h", "0.5:1h"])
+def test_history_tiers_that_make_no_sense_are_refused(tiers):
+    with pytest.raises(SettingsError, match="HISTORY_TIERS"):
+        Settings.load({"history_tiers": tiers})

@@ -32,10 +32,12 @@ __all__ = [
     "STATE_CHANNEL",
     "Alert",
     "AlertEvent",
+    "AlertSilenced",
     "AlertStore",
     "AlertsState",
     "UnknownAlert",
     "decode_state",
+    "evaluate_channel",
 ]
 
 ALERTS_CHANNEL = "alerts"
@@ -43,6 +45,12 @@ STATE_CHANNEL = "alerts@state"
 SILENCE_SECONDS = 86400
 # Active alerts listed in one alerts@state message (all stay in Redis and in the API).
 STATE_ACTIVE_CAP = 500
+
+
+def evaluate_channel(prefix: str) -> str:
+    """The Redis pub/sub channel (not a Relaycast channel) on which alerts processes hear
+    "evaluate now"."""
+    return f"{prefix}:alerts:evaluate"
 
 
 class UnknownAlert(LookupError):
@@ -66,7 +74,7 @@ class Alert(msgspec.Struct, kw_only=True):
     """The metric's value when the alert was raised."""
     raised_at: float
     resolved_at: float | None = None
-    resolved_by: Literal["auto", "manual"] | None = None
+    resolved_by: Literal["auto", "manual", "service"] | None = None
     resolved_value: float | None = None
     """The metric's value when the condition cleared (automatic resolution)."""
     note: str | None = None
@@ -82,6 +90,16 @@ class AlertEvent(msgspec.Struct, kw_only=True):
     type: str
     time: float
     alert: Alert
+
+
+class AlertSilenced(msgspec.Struct, kw_only=True, tag="alert.silenced", tag_field="type"):
+    """Published on ``alerts`` when a rule or an alert is silenced: who, and until when."""
+
+    time: float
+    rule: str = ""
+    fingerprint: str = ""
+    until: float
+    by: str
 
 
 class AlertsState(msgspec.Struct, kw_only=True):
@@ -115,7 +133,9 @@ end
 _RAISE_LUA = (
     _SNAPSHOT
     + """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {0, ''} end
+if redis.call('EXISTS', KEYS[4]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then
+  return {0, ''}
+end
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current then return {0, current} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -150,6 +170,13 @@ return 1
 """
 )
 
+# ARGV: the silence key, milliseconds; publishes: the alert.silenced event.
+_SILENCE_LUA = """
+redis.call('SET', ARGV[1], '1', 'PX', ARGV[2])
+publish_all()
+return 1
+"""
+
 _encode = msgspec.json.Encoder().encode
 _decode_alert = msgspec.json.Decoder(Alert).decode
 _decode_state = msgspec.json.Decoder(AlertsState).decode
@@ -168,10 +195,14 @@ class AlertStore:
         self._raise = AtomicScript(redis, settings, _RAISE_LUA)
         self._resolve = AtomicScript(redis, settings, _RESOLVE_LUA)
         self._state = AtomicScript(redis, settings, _STATE_LUA)
+        self._silence = AtomicScript(redis, settings, _SILENCE_LUA)
 
     def _keys(self, fingerprint: str = "-") -> list[str]:
-        silence = f"{self.settings.key_prefix}:alerts:silence:{fingerprint}"
-        return [self._active, self._order, self._recent, silence]
+        prefix = self.settings.key_prefix
+        rule = fingerprint.partition("@")[0]
+        silence = f"{prefix}:alerts:silence:{fingerprint}"
+        rule_silence = f"{prefix}:alerts:silence-rule:{rule}"
+        return [self._active, self._order, self._recent, silence, rule_silence]
 
     async def active(self) -> dict[str, tuple[bytes, Alert]]:
         """Active alerts by fingerprint, each with its stored JSON (for :meth:`resolve`)."""
@@ -233,6 +264,39 @@ class AlertStore:
             else:
                 break
         raise UnknownAlert(f"no active alert {alert_id!r}")
+
+    async def resolve_fingerprint(self, fingerprint: str, note: str | None = None) -> Alert:
+        """Resolve the active alert ``<rule>@<source>`` as its service does: not silenced,
+        so it can be raised again at once.
+
+        Raises:
+            UnknownAlert: no active alert has this fingerprint.
+        """
+        for _ in range(10):
+            found = (await self.active()).get(fingerprint)
+            if found is None:
+                break
+            stored, alert = found
+            resolved = msgspec.structs.replace(
+                alert, status="resolved", resolved_at=time.time(), resolved_by="service", note=note
+            )
+            if await self.resolve(stored, resolved):
+                return resolved
+        raise UnknownAlert(f"no active alert {fingerprint!r}")
+
+    async def silence(
+        self, *, rule: str = "", fingerprint: str = "", seconds: float, by: str
+    ) -> AlertSilenced:
+        """Keep a rule (every subject) or one alert's fingerprint from being raised for
+        ``seconds``, and log it on ``alerts`` (``alert.silenced``, with who)."""
+        now = time.time()
+        key = self._keys(f"{rule}@-")[4] if rule else self._keys(fingerprint)[3]
+        event = AlertSilenced(
+            time=now, rule=rule, fingerprint=fingerprint, until=now + seconds, by=by
+        )
+        args = [key, max(1, int(seconds * 1000))]
+        await self._silence.run([], args, [(ALERTS_CHANNEL, _encode(event))], now)
+        return event
 
     async def clear_silence(self, fingerprints: list[str]) -> None:
         """The conditions of these fingerprints cleared: they may be raised again."""

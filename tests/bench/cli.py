@@ -21,7 +21,7 @@ from tests.bench.scenarios import SCENARIOS, Params
 
 __all__ = ["add_parser", "run_bench"]
 
-CHOICES = [*SCENARIOS, "ceiling", "hotpath", "redis"]
+CHOICES = [*SCENARIOS, "ceiling", "hotpath", "redis", "history"]
 
 
 def add_parser(sub: Any) -> None:
@@ -29,7 +29,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "bench",
         help="measure gateways: fanout, channels, idle, replay, sweep, overload, ceiling,"
-        " hotpath; and Redis alone: redis",
+        " hotpath; and Redis alone: redis, history",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -136,6 +136,10 @@ def run_bench(args: argparse.Namespace) -> int:
             from tests.bench.redis_ceiling import redis_ceiling
 
             result = redis_ceiling(rig, params)
+        elif args.scenario == "history":
+            from tests.bench.history_bench import history_bench
+
+            result = history_bench(rig, params)
         else:
             result = SCENARIOS[args.scenario](rig, params)
     if args.json:

@@ -340,3 +340,15 @@ def test_scale_down_is_slow_and_one_pod_at_a_time(docs):
         down = behavior["scaleDown"]
         assert down["stabilizationWindowSeconds"] >= 300
         assert all(p["type"] == "Pods" and p["value"] == 1 for p in down["policies"])
+
+
+def test_publishers_have_probes_on_their_health_port(docs):
+    for workload in of_kind(docs, "DaemonSet", "Deployment"):
+        (container,) = containers(workload)
+        if container["args"] not in (["metrics"], ["alerts"]):
+            continue
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["health"] == int(env["RELAYCAST_HEALTH_PORT"])
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}

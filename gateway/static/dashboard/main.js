@@ -9,7 +9,8 @@
 //   ?projects=a,b         task projects to follow (default: the last ones followed here,
 //                         else the demo's); more can be added on the page
 //   ?hosts=a,b            hosts to chart besides those metrics.fleet lists
-//   ?window=10            minutes of metrics the charts keep
+//   ?sources=a,b          services whose own metrics to chart besides those with history
+//   ?range=1h             the span the charts show first: 1h, 1d or 30d
 //   ?heartbeat=45000      milliseconds of silence before the connection counts as dead
 //   ?share=0              a connection of this tab's own, instead of one shared by every
 //                         tab of the dashboard (relaycast-shared.js)
@@ -47,7 +48,7 @@ const rc = params.get("share") === "0" ? new Relaycast(options) : openRelaycast(
 showConnection(rc);
 
 new Alerts(rc);
-new Metrics(rc, { windowMinutes: Number(params.get("window")) || 10, hosts: list("hosts") });
+new Metrics(rc, { range: params.get("range") || "1h", hosts: list("hosts"), sources: list("sources") });
 const stored = JSON.parse(localStorage.getItem(PROJECTS_KEY) || "null");
 new Tasks(rc, list("projects").length ? list("projects") : stored || DEMO_PROJECTS, (projects) =>
   localStorage.setItem(PROJECTS_KEY, JSON.stringify(projects)),

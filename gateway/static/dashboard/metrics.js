@@ -1,8 +1,15 @@
-// Hosts panel: each host's CPU, memory, network and disk over the last minutes (uPlot).
+// Hosts panel: each host's CPU, memory, network and disk, and each service's own metrics,
+// over the last hour, day or 30 days (uPlot).
 //
 // Hosts come from `metrics.fleet` (a FleetSnapshot listing every host) and from the
 // page's `?hosts=` parameter; each host's `metrics.host.<host>` is a latest-value
 // channel, so a chart gets the current sample at once and a point per sample after.
+// Services come from `GET /api/history` and `?sources=`; each `metrics.source.<source>`
+// carries every series of the source with its unit, and each series gets a chart.
+//
+// A card draws its history (`GET /api/history/<source>/<metric>`) the moment it appears,
+// and again when the range changes; live samples then extend the lines. Without access to
+// the API (a gateway with an API key this browser does not hold) the charts start empty.
 //
 // A snapshot need not be the metrics publisher's whole HostSnapshot: "metrics of your
 // own" (docs/publishers.md) publish any mapping. A chart of the standard set appears once
@@ -59,18 +66,20 @@ const STANDARD = new Set(["host", "time", "interval", "cpu", "memory", "swap", "
 const OWN_CHARTS = 12; // charts of a host's own fields, at most
 const OWN_COLOURS = ["#38bdf8", "#a78bfa", "#22c55e", "#f472b6", "#facc15", "#fb923c"];
 const HEIGHT = 110;
+const RANGES = { "1h": 3600, "1d": 86400, "30d": 30 * 86400 };
+const HISTORY_POINTS = 1500;
+const CHART_PATHS = new Set(CHARTS.flatMap((c) => c.series.map((s) => s.path)));
 
 export class Metrics {
-  constructor(rc, { windowMinutes = 10, hosts = [] } = {}) {
+  constructor(rc, { range = "1h", hosts = [], sources = [] } = {}) {
     this.rc = rc;
-    this.minutes = windowMinutes;
-    this.window = windowMinutes * 60;
-    this.opened = Date.now() / 1000;
-    this.hosts = new Map(); // host -> entry (see _card)
+    this.range = RANGES[range] ? range : "1h";
+    this.window = RANGES[this.range];
+    this.hosts = new Map(); // host or source -> entry (see _card)
     this.root = document.getElementById("hosts");
     this.none = document.getElementById("hosts-none");
     this.span = document.getElementById("metrics-window");
-    this._showSpan();
+    this._rangeButtons();
     this._resize = new ResizeObserver((entries) => {
       for (const { target } of entries) {
         if (target.plot) target.plot.setSize({ width: width(target), height: HEIGHT });
@@ -80,42 +89,129 @@ export class Metrics {
       for (const summary of fleet.hosts || []) this.follow(summary.host, summary.stale);
     });
     for (const host of hosts) this.follow(host);
+    for (const source of sources) this.followSource(source);
+    fetchJSON("/api/history").then((body) => {
+      for (const { name, kind } of (body && body.sources) || []) {
+        if (kind === "host") this.follow(name);
+        else this.followSource(name);
+      }
+    });
   }
 
   /** Chart a host (once), and mark it stale or fresh. */
   follow(host, stale = false) {
     let entry = this.hosts.get(host);
     if (!entry) {
-      entry = this._card(host);
+      entry = this._card(host, "host");
       this.hosts.set(host, entry);
       this.none.hidden = true;
       this.rc.subscribe(`metrics.host.${host}`, (snapshot) => this._sample(entry, snapshot));
+      this._history(entry);
     }
     entry.card.classList.toggle("stale", Boolean(stale));
   }
 
-  /**
-   * The gateway keeps only each host's newest sample, so the charts start when the page
-   * opens: say so until they hold a whole window.
-   */
-  _showSpan() {
-    const full = Date.now() / 1000 - this.opened >= this.window;
-    this.span.textContent = full
-      ? `last ${this.minutes} min`
-      : `since ${fmt.clock(this.opened).slice(0, 5)}, page opened · keeps ${this.minutes} min`;
+  /** Chart a service's own metrics (once): every series it sends, named and in its units. */
+  followSource(source) {
+    if (this.hosts.has(source)) return;
+    const entry = this._card(source, "source");
+    this.hosts.set(source, entry);
+    this.none.hidden = true;
+    this.rc.subscribe(`metrics.source.${source}`, (message) => {
+      const snapshot = { time: message && message.time };
+      for (const s of (message && message.series) || []) {
+        const label = seriesLabel(s);
+        entry.units.set(label, s.unit || "");
+        snapshot[label] = s.value;
+      }
+      this._sample(entry, snapshot);
+    });
+    this._history(entry);
   }
 
-  _card(host) {
+  /** The range buttons: the last hour, day or 30 days. */
+  _rangeButtons() {
+    const box = h("span", { class: "ranges", id: "metrics-ranges" });
+    for (const name of Object.keys(RANGES)) {
+      const button = h("button", { type: "button", "data-range": name, text: name });
+      button.addEventListener("click", () => this.setRange(name));
+      box.append(button);
+    }
+    this.span.after(box);
+    this._showSpan();
+  }
+
+  /** Show the last `name` (1h, 1d, 30d): every card draws that span of history again. */
+  setRange(name) {
+    if (!RANGES[name] || name === this.range) return;
+    this.range = name;
+    this.window = RANGES[name];
+    this._showSpan();
+    for (const entry of this.hosts.values()) this._history(entry);
+  }
+
+  _showSpan() {
+    this.span.textContent = `last ${this.range}`;
+    for (const button of document.querySelectorAll("#metrics-ranges button")) {
+      button.setAttribute("aria-pressed", String(button.dataset.range === this.range));
+    }
+  }
+
+  /**
+   * Draw the card's history for the current range: one query per charted series, their
+   * points merged by time into snapshots that go through `_sample` like live ones (a
+   * host's numbers share each sample's time, and buckets share their start).
+   */
+  async _history(entry) {
+    const generation = ++entry.generation;
+    const range = this.range;
+    const source = encodeURIComponent(entry.name);
+    const listed = await fetchJSON(`/api/history/${source}`);
+    if (!listed || generation !== entry.generation) return;
+    const wanted = listed.series.filter(
+      (s) => entry.kind === "source" || CHART_PATHS.has(s.metric) || !STANDARD.has(s.metric.split(".")[0]),
+    );
+    const answers = await Promise.all(
+      wanted.map((s) => {
+        const entity = s.entity ? `&entity=${encodeURIComponent(s.entity)}` : "";
+        const metric = encodeURIComponent(s.metric);
+        return fetchJSON(`/api/history/${source}/${metric}?range=${range}&max_points=${HISTORY_POINTS}${entity}`);
+      }),
+    );
+    if (generation !== entry.generation) return;
+    const byTime = new Map();
+    answers.forEach((answer, i) => {
+      if (!answer) return;
+      const s = wanted[i];
+      const label = entry.kind === "source" ? seriesLabel(s) : s.metric;
+      if (entry.kind === "source") entry.units.set(label, s.unit || "");
+      for (const [time, avg] of answer.points) {
+        let snapshot = byTime.get(time);
+        if (!snapshot) byTime.set(time, (snapshot = { time }));
+        if (entry.kind === "source") snapshot[label] = avg;
+        else place(snapshot, label, avg);
+      }
+    });
+    entry.times = [];
+    for (const chart of entry.charts.values()) chart.columns = chart.spec.series.map(() => []);
+    for (const time of [...byTime.keys()].sort((a, b) => a - b)) {
+      this._sample(entry, byTime.get(time), { history: true });
+    }
+    entry.card.dataset.range = range;
+    for (const chart of entry.charts.values()) this._draw(entry, chart);
+  }
+
+  _card(name, kind) {
     const facts = h("div", { class: "facts" });
     const charts = h("div", { class: "charts" });
     const card = h(
       "article",
-      { class: "host", "data-host": host, "data-points": 0 },
-      h("div", { class: "host-head" }, h("h3", { text: host }), facts),
+      { class: "host", "data-host": name, "data-kind": kind, "data-points": 0 },
+      h("div", { class: "host-head" }, h("h3", { text: name }), facts),
       charts,
     );
     this.root.append(card);
-    return { host, card, facts, chartsBox: charts, times: [], charts: new Map() };
+    return { name, kind, card, facts, chartsBox: charts, times: [], charts: new Map(), units: new Map(), generation: 0 };
   }
 
   /** A chart for `spec`, its columns filled with gaps for the samples before it. */
@@ -130,10 +226,11 @@ export class Metrics {
     return chart;
   }
 
-  _sample(entry, s) {
+  _sample(entry, s, { history = false } = {}) {
     if (!s || typeof s !== "object") return;
     const time = Number.isFinite(s.time) ? s.time : Date.now() / 1000;
-    if (entry.times.length && time <= entry.times[entry.times.length - 1]) return;
+    // History keeps milliseconds: a live sample within one of the newest point is that point.
+    if (entry.times.length && time < entry.times[entry.times.length - 1] + 0.001) return;
     // This sample's numbers, by chart key: the standard charts, then the host's own fields.
     const values = new Map();
     for (const spec of CHARTS) {
@@ -143,7 +240,7 @@ export class Metrics {
     for (const [path, value] of ownNumbers(s)) values.set(`own:${path}`, [value]);
     for (const key of values.keys()) {
       if (entry.charts.has(key)) continue;
-      const spec = CHARTS.find((c) => c.key === key) || ownSpec(key, entry.charts.size);
+      const spec = CHARTS.find((c) => c.key === key) || ownSpec(key, entry.charts.size, entry.units);
       if (spec.own && [...entry.charts.keys()].filter((k) => k.startsWith("own:")).length >= OWN_CHARTS) {
         values.delete(key);
         continue;
@@ -163,10 +260,10 @@ export class Metrics {
       for (const chart of entry.charts.values()) chart.columns.forEach((c) => c.splice(0, drop));
     }
     entry.card.dataset.points = String(entry.times.length);
+    if (history) return; // drawn once the whole history is in
     entry.card.classList.remove("stale");
     entry.facts.replaceChildren(...facts(s).map((text) => h("span", { text })));
     for (const chart of entry.charts.values()) this._draw(entry, chart);
-    this._showSpan();
   }
 
   _draw(entry, chart) {
@@ -250,16 +347,49 @@ function ownNumbers(s) {
   return found;
 }
 
-function ownSpec(key, index) {
+function ownSpec(key, index, units) {
   const path = key.slice("own:".length);
+  const withUnit = (v) => {
+    const unit = units.get(path);
+    return unit && v !== null && v !== undefined ? `${fmt.number(v)} ${unit}` : fmt.number(v);
+  };
   return {
     key,
     own: true,
-    title: path,
-    unit: fmt.number,
+    title: units.get(path) ? `${path} (${units.get(path)})` : path,
+    unit: withUnit,
     axis: fmt.number,
     series: [{ label: path.split(".").pop(), stroke: OWN_COLOURS[index % OWN_COLOURS.length], path }],
   };
+}
+
+/** A service's series as its chart names it: `metric`, or `metric[entity]`. */
+function seriesLabel(s) {
+  return s.entity ? `${s.metric}[${s.entity}]` : s.metric;
+}
+
+/** Set `value` at dotted `path` in a host snapshot being rebuilt from history. */
+function place(snapshot, path, value) {
+  const parts = path.split(".");
+  let at = snapshot;
+  for (const part of parts.slice(0, -1)) {
+    if (!at[part] || typeof at[part] !== "object") at[part] = {};
+    at = at[part];
+  }
+  at[parts[parts.length - 1]] = value;
+}
+
+/** GET a JSON document of the API with the key this browser holds, if any; null on any failure. */
+async function fetchJSON(path) {
+  try {
+    const headers = { accept: "application/json" };
+    const key = localStorage.getItem("relaycast.apiKey");
+    if (key) headers.authorization = `Bearer ${key}`;
+    const response = await fetch(path, { headers, cache: "no-store" });
+    return response.ok ? await response.json() : null;
+  } catch (err) {
+    return null;
+  }
 }
 
 function pick(s, path) {

@@ -1,0 +1,105 @@
+"""Health of a metrics or alerts process, over a small HTTP endpoint for probes.
+
+A publisher that hangs publishes nothing and says nothing, so its health is judged by its
+work, not by its being there:
+
+- ``GET /healthz`` (liveness) is 200 while rounds run on schedule (each round samples and
+  publishes, or evaluates the rules), even when Redis is away: restarting the process
+  would not bring Redis back. It is 503 once no round has finished for three intervals
+  (plus ``GRACE``): the loop is stuck, and a restart is the cure.
+- ``GET /readyz`` (readiness) is 200 only while the newest rounds reached Redis: the last
+  successful round is at most three intervals (plus ``GRACE``) old.
+
+Both answer a line of JSON saying why. Served on ``health_port`` (0: not served).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import msgspec
+
+__all__ = ["GRACE", "Health", "serve_health"]
+
+log = logging.getLogger("relaycast.health")
+
+GRACE = 10.0
+"""Seconds of slack on top of three intervals, for a slow round on a busy machine."""
+
+
+class Health:
+    """What the process' loop reports after each round (:meth:`round_done`)."""
+
+    def __init__(self, interval: float, doing: str) -> None:
+        self.interval = interval
+        self.doing = doing
+        self.started = time.monotonic()
+        self.last_round: float | None = None
+        self.last_ok: float | None = None
+        self.rounds = 0
+
+    def round_done(self, ok: bool) -> None:
+        now = time.monotonic()
+        self.last_round = now
+        self.rounds += 1
+        if ok:
+            self.last_ok = now
+
+    @property
+    def limit(self) -> float:
+        return 3 * self.interval + GRACE
+
+    def live(self) -> tuple[bool, str]:
+        now = time.monotonic()
+        since = now - (self.last_round if self.last_round is not None else self.started)
+        if since > self.limit:
+            return False, f"no round of '{self.doing}' for {since:.1f}s"
+        return True, f"rounds on schedule (last {since:.1f}s ago)"
+
+    def ready(self) -> tuple[bool, str]:
+        if self.last_ok is None:
+            return False, "no round has reached redis yet"
+        since = time.monotonic() - self.last_ok
+        if since > self.limit:
+            return False, f"redis unreachable: last good round {since:.1f}s ago"
+        return True, f"last good round {since:.1f}s ago"
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def serve_health(health: Health, port: int, host: str = "0.0.0.0") -> asyncio.Server:
+    """Serve ``/healthz`` and ``/readyz`` of ``health`` on ``port``."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5)
+            parts = line.decode("latin-1").split()
+            path = parts[1] if len(parts) >= 2 else ""
+            if path == "/healthz":
+                ok, why = health.live()
+            elif path == "/readyz":
+                ok, why = health.ready()
+            else:
+                ok, why = False, "not found: ask /healthz or /readyz"
+            status = "200 OK" if ok else ("404 Not Found" if "not found" in why else "503 Down")
+            body = _encode({"ok": ok, "reason": why, "rounds": health.rounds}) + b"\n"
+            writer.write(
+                f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+                + body
+            )
+            await asyncio.wait_for(writer.drain(), 5)
+        except (TimeoutError, OSError, UnicodeError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    server = await asyncio.start_server(answer, host, port)
+    log.info("health on http://%s:%d/healthz and /readyz", host, port)
+    return server
