@@ -11,6 +11,8 @@ export interface TaskHandlers {
     onLog?(event: TaskEvent): void;
     /** Every event, before the callbacks above. */
     onEvent?(event: TaskEvent): void;
+    /** The subscription is live: every event from here on arrives. */
+    onSubscribed?(info: SubscribedInfo): void;
     /** History no longer reached back (`recovered: false`): reload from GET /api/tasks/<project>. */
     onLost?(info: SubscribedInfo): void;
 }

@@ -20,6 +20,7 @@ function follow(rc, channel, handlers) {
     return rc.subscribe(channel, {
         message: (event) => dispatchTaskEvent(event, handlers),
         subscribed: (info) => {
+            handlers.onSubscribed?.(info);
             if (info.recovered === false)
                 handlers.onLost?.(info);
         },

@@ -61,7 +61,8 @@ export class SharedRelaycast {
     this._token = token || null;
     this.options = { ...rest, urls, connect: true, token: token ? "ask" : null };
     const key = JSON.stringify([urls, options.transports || null, Boolean(token)]);
-    const worker = new SharedWorker(new URL("./relaycast-worker.js", import.meta.url), {
+    // The name depends on the options, so bundlers cannot read it statically: tell Vite.
+    const worker = new SharedWorker(new URL("./relaycast-worker.js", import.meta.url), /* @vite-ignore */ {
       type: "module",
       name: `relaycast ${key}`,
     });

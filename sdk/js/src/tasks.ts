@@ -15,6 +15,8 @@ export interface TaskHandlers {
   onLog?(event: TaskEvent): void;
   /** Every event, before the callbacks above. */
   onEvent?(event: TaskEvent): void;
+  /** The subscription is live: every event from here on arrives. */
+  onSubscribed?(info: SubscribedInfo): void;
   /** History no longer reached back (`recovered: false`): reload from GET /api/tasks/<project>. */
   onLost?(info: SubscribedInfo): void;
 }
@@ -36,6 +38,7 @@ function follow(rc: RelaycastLike, channel: string, handlers: TaskHandlers): Sub
   return rc.subscribe<TaskEvent>(channel, {
     message: (event) => dispatchTaskEvent(event, handlers),
     subscribed: (info) => {
+      handlers.onSubscribed?.(info);
       if (info.recovered === false) handlers.onLost?.(info);
     },
   });
