@@ -38,7 +38,7 @@ def test_vitest_suite_passes_against_a_real_gateway(
 ) -> None:
     _require_node()
     gateway = GatewayProcess.start(gateways, redis_server.url)
-    env = {**os.environ, "RELAYCAST_TEST_URL": gateway.url, "CI": "true"}
+    env = {**os.environ, "RELAYCAST_TEST_URL": gateway.url, "CI": "true", "NO_COLOR": "1"}
     run = subprocess.run(
         ["npx", "--no-install", "vitest", "run"],
         cwd=SDK,
