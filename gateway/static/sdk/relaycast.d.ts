@@ -1,5 +1,3 @@
-import type { ServerFrame } from "./frames.js";
-import type { Link } from "./link.js";
 import type { ClientEvents, ClientOptions, ConnectionState, Handlers, MessageMeta, Position, SubscribeOptions, Subscription, TokenSource, TransportKind } from "./types.js";
 export type * from "./types.js";
 export interface ResolvedOptions {
@@ -38,8 +36,6 @@ export declare class Relaycast {
     readonly positions: Map<string, Position>;
     private readonly kinds;
     private readonly _channels;
-    /** @internal subscribe options per channel (maxRate). */
-    readonly _subscribeOptions: Map<string, SubscribeOptions>;
     private readonly _listeners;
     private _link;
     private _opening;
@@ -73,17 +69,5 @@ export declare class Relaycast {
     private _sleep;
     private _setState;
     private _emit;
-    /** @internal */
-    _setGateway(id: string | null | undefined): void;
-    /** @internal */
-    _setRtt(ms: number): void;
-    /** @internal The token for a connection, or null: `options.token`, called when it is a function. */
-    _token(): Promise<string | null>;
-    /** @internal A single-use ticket for an HTTP request, bought with the token (POST /auth/ticket). */
-    _ticket(url: string, token: string): Promise<string>;
-    /** @internal The cursor of `channels` (see gateway/transports/cursor.py): "epoch:offset,...". */
-    _cursor(channels: string[]): string;
-    /** @internal One server frame from any transport. `link.announced` holds channels told "subscribed". */
-    _frame(link: Link, frame: ServerFrame): void;
     private _dispatch;
 }

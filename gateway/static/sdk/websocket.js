@@ -27,6 +27,11 @@ export class WebSocketLink extends Link {
                 ready();
             };
             ws.onmessage = (event) => this._message(String(event.data));
+            // Node's WebSocket reports a refused connection with an error and no close event.
+            ws.onerror = () => {
+                if (!opened)
+                    failed(new Error("websocket could not be opened"));
+            };
             ws.onclose = (event) => {
                 if (!opened)
                     failed(new Error(`websocket closed before opening (${event.code})`));
@@ -105,7 +110,7 @@ export class WebSocketLink extends Link {
     _stop() {
         clearTimeout(this._refresh);
         if (this.ws) {
-            this.ws.onclose = this.ws.onmessage = this.ws.onopen = null;
+            this.ws.onclose = this.ws.onmessage = this.ws.onopen = this.ws.onerror = null;
             if (this.ws.readyState <= 1)
                 this.ws.close(1000);
         }
