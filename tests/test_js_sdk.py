@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,23 @@ def test_vitest_suite_passes_against_a_real_gateway(
     print(run.stdout[-6000:], run.stderr[-3000:])
     assert run.returncode == 0, f"vitest failed:\n{run.stdout[-6000:]}\n{run.stderr[-3000:]}"
     assert " skipped" not in run.stdout.split("Tests", 1)[-1].splitlines()[0], run.stdout
+
+
+def test_served_client_is_the_build_of_the_source(tmp_path: Path) -> None:
+    """gateway/static/sdk is checked in; it must be what sdk/js/src builds to (`make sdk`)."""
+    _require_node()
+    subprocess.run(
+        ["npx", "--no-install", "tsc", "-p", "tsconfig.json", "--outDir", str(tmp_path)],
+        cwd=SDK,
+        check=True,
+        timeout=120,
+    )
+    served = ROOT / "gateway" / "static" / "sdk"
+    built = sorted(
+        p.name
+        for p in tmp_path.iterdir()
+        if not p.name.startswith(("react.", "index.")) and p.name.endswith((".js", ".d.ts"))
+    )
+    assert built, "tsc built nothing"
+    stale = [name for name in built if (served / name).read_text() != (tmp_path / name).read_text()]
+    assert not stale, f"gateway/static/sdk is not the build of sdk/js/src: run `make sdk` ({stale})"
