@@ -2,7 +2,7 @@
 // takes the client (a Relaycast or a shared one) so that an app decides how many
 // connections it opens; a hook subscribes while its component is mounted.
 
-import { useEffect, useState, useSyncExternalStore } from "react";
+import { useEffect, useRef, useState, useSyncExternalStore } from "react";
 import type { ErrorFrame, TaskEvent, TaskState } from "./frames.js";
 import { dispatchTaskEvent } from "./tasks.js";
 import type { MessageMeta, RelaycastLike, StateChange, SubscribedInfo, SubscribeOptions } from "./types.js";
@@ -28,7 +28,11 @@ export function useChannel<T = unknown>(
   options: SubscribeOptions & { onMessage?: (data: T, meta: MessageMeta) => void } = {},
 ): ChannelState<T> {
   const [state, setState] = useState<ChannelState<T>>({ data: undefined, meta: null, subscribed: null, error: null });
-  const { onMessage, maxRate } = options;
+  const { maxRate } = options;
+  // The newest onMessage, read when a message comes: a new function each render must not
+  // resubscribe (and lose the channel's position).
+  const onMessage = useRef(options.onMessage);
+  onMessage.current = options.onMessage;
   useEffect(() => {
     setState({ data: undefined, meta: null, subscribed: null, error: null });
     if (!channel) return;
@@ -36,7 +40,7 @@ export function useChannel<T = unknown>(
       channel,
       {
         message: (data, meta) => {
-          onMessage?.(data, meta);
+          onMessage.current?.(data, meta);
           setState((s) => ({ ...s, data, meta }));
         },
         subscribed: (info) => setState((s) => ({ ...s, subscribed: info })),
@@ -45,8 +49,6 @@ export function useChannel<T = unknown>(
       maxRate !== undefined ? { maxRate } : {},
     );
     return () => sub.unsubscribe();
-    // onMessage is read when a message comes; a new function each render must not resubscribe.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [rc, channel, maxRate]);
   return state;
 }

@@ -58,12 +58,15 @@ describe.skipIf(needsGateway)("React hooks", () => {
   it("useChannel shows the newest message, and leaves the channel on unmount", async () => {
     const rc = client();
     const channel = fresh("react.");
-    const hook = renderHook(() => useChannel<{ n: number }>(rc, channel));
+    const seen: number[] = [];
+    // A new onMessage every render: it must see every message, without resubscribing.
+    const hook = renderHook(() => useChannel<{ n: number }>(rc, channel, { onMessage: (d) => seen.push(d.n) }));
     await until(() => hook.read().subscribed !== null);
     await act(async () => void (await publish(channel, { n: 1 })));
     await act(async () => void (await publish(channel, { n: 2 })));
     await until(() => hook.read().data?.n === 2);
     expect(hook.read().meta?.channel).toBe(channel);
+    expect(seen).toEqual([1, 2]);
     hook.unmount();
     expect(rc.channels).not.toContain(channel);
   });
