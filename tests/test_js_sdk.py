@@ -71,3 +71,16 @@ def test_served_client_is_the_build_of_the_source(tmp_path: Path) -> None:
     assert built, "tsc built nothing"
     stale = [name for name in built if (served / name).read_text() != (tmp_path / name).read_text()]
     assert not stale, f"gateway/static/sdk is not the build of sdk/js/src: run `make sdk` ({stale})"
+
+
+def test_sources_and_tests_type_check() -> None:
+    """The package's types hold for its own tests, which use them as an app would."""
+    _require_node()
+    run = subprocess.run(
+        ["npx", "--no-install", "tsc", "-p", "tsconfig.test.json"],
+        cwd=SDK,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-4000:]
