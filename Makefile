@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint bench lock clean sdk
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,22 @@ $(STAMP): pyproject.toml $(LOCK)
 run: $(STAMP)
 	$(BIN)/relaycast up $(UP_ARGS)
 
+# The JavaScript SDK (sdk/js): its dev tools come from package-lock.json (`npm ci`); its
+# built files are checked in, so serving the gateway needs no Node. Tests that need Node
+# (tests/test_js_sdk.py) run when `node` is on PATH.
+JS      := sdk/js
+JS_DEPS := $(JS)/node_modules/.installed
+
+$(JS_DEPS): $(JS)/package-lock.json
+	cd $(JS) && npm ci --prefer-offline
+	touch $(JS_DEPS)
+
+# Rebuild the package (sdk/js/dist) and the client every gateway serves (gateway/static/sdk).
+sdk: $(JS_DEPS)
+	cd $(JS) && npm run build
+
 test: $(STAMP)
+	if command -v node >/dev/null 2>&1; then $(MAKE) $(JS_DEPS); fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -40,4 +55,4 @@ lock:
 	rm -rf .lock-venv build
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(JS)/node_modules $(JS)/dist

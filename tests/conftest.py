@@ -92,6 +92,7 @@ INSTALL_HINTS = {
     "chromium": "apt-get install -y chromium haproxy",
     "haproxy": "apt-get install -y chromium haproxy",
     "redis-server": "apt-get install -y redis-server",
+    "node_modules": "make sdk (npm ci in sdk/js, from its lock file)",
 }
 """A word in a skip's reason -> the command that installs what it lacks."""
 

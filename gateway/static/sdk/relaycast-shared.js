@@ -1,4 +1,4 @@
-// relaycast-shared.js: one Relaycast connection shared by every tab of a site.
+// relaycast-shared.ts: one Relaycast connection shared by every tab of a site.
 //
 //   import { openRelaycast } from "/static/sdk/relaycast-shared.js";
 //   const rc = openRelaycast({ urls: [...] });   // same API as `new Relaycast(...)`
@@ -11,163 +11,175 @@
 // One difference from a connection of your own: a tab that subscribes to a channel another
 // tab already follows is given the channel's position (`subscribed` with `shared: true`)
 // and its newest message at once, rather than nothing until the next message.
-
 import { Relaycast } from "./relaycast.js";
-
 /** A shared connection where the browser has SharedWorker, else a Relaycast of its own. */
 export function openRelaycast(options = {}) {
-  return typeof SharedWorker === "function" ? new SharedRelaycast(options) : new Relaycast(options);
+    return typeof SharedWorker === "function" ? new SharedRelaycast(options) : new Relaycast(options);
 }
-
-/** The tab's side of a shared connection: the API of Relaycast, served by the worker. */
+/** The tab's side of a connection run by a SharedWorker; the API of Relaycast. */
 export class SharedRelaycast {
-  constructor(options = {}) {
-    const origin = globalThis.location.origin;
-    const urls = (options.urls && options.urls.length ? options.urls : [origin]).map((u) => new URL(u, origin).origin);
-    // The token stays here (a function cannot be posted); the worker asks for it.
-    const { token, ...rest } = options;
-    this._token = token || null;
-    this.options = { ...rest, urls, connect: true, token: token ? "ask" : null };
-    this.state = "connecting";
-    this.attempt = 0;
-    this.reconnects = 0;
-    this.transport = null;
-    this.url = null;
-    this.gateway = null;
-    this.rtt = null;
-    this.positions = new Map();
-    this.shared = true;
-    this._channels = new Map();
-    this._listeners = new Map();
-    const key = JSON.stringify([urls, options.transports || null, Boolean(token)]);
-    const worker = new SharedWorker(new URL("./relaycast-worker.js", import.meta.url), {
-      type: "module",
-      name: `relaycast ${key}`,
-    });
-    this.port = worker.port;
-    this.port.onmessage = ({ data }) => this._receive(data);
-    this.port.start();
-    const tab = crypto.randomUUID();
-    // A lock held until the tab goes away: the worker waits on it to notice a tab that
-    // crashed. The tab says hello once it holds it, and everything else after the hello.
-    this._ready = new Promise((resolve) => {
-      if (!navigator.locks) return resolve();
-      navigator.locks.request(`relaycast-tab-${tab}`, () => {
-        resolve();
-        return new Promise(() => {});
-      });
-    });
-    this._post({ op: "hello", options: this.options, tab });
-    addEventListener("pagehide", () => this.close());
-  }
-
-  on(event, fn) {
-    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
-    this._listeners.get(event).add(fn);
-    return () => this._listeners.get(event).delete(fn);
-  }
-
-  subscribe(channel, handlers, options = {}) {
-    const h = typeof handlers === "function" ? { message: handlers } : { ...handlers };
-    if (!this._channels.has(channel)) {
-      this._channels.set(channel, new Set());
-      this._post({ op: "subscribe", channel, since: options.since || null });
+    shared = true;
+    options;
+    state = "connecting";
+    attempt = 0;
+    reconnects = 0;
+    transport = null;
+    url = null;
+    gateway = null;
+    rtt = null;
+    positions = new Map();
+    port;
+    _token;
+    _channels = new Map();
+    _listeners = new Map();
+    _ready;
+    _closed = false;
+    constructor(options = {}) {
+        const origin = globalThis.location.origin;
+        const urls = (options.urls && options.urls.length ? options.urls : [origin]).map((u) => new URL(u, origin).origin);
+        // The token stays here (a function cannot be posted); the worker asks for it.
+        const { token, WebSocket: _socket, ...rest } = options;
+        this._token = token || null;
+        this.options = { ...rest, urls, connect: true, token: token ? "ask" : null };
+        const key = JSON.stringify([urls, options.transports || null, Boolean(token)]);
+        // The name depends on the options, so bundlers cannot read it statically: tell Vite.
+        const worker = new SharedWorker(new URL("./relaycast-worker.js", import.meta.url), /* @vite-ignore */ {
+            type: "module",
+            name: `relaycast ${key}`,
+        });
+        this.port = worker.port;
+        this.port.onmessage = ({ data }) => this._receive(data);
+        this.port.start();
+        const tab = crypto.randomUUID();
+        // A lock held until the tab goes away: the worker waits on it to notice a tab that
+        // crashed. The tab says hello once it holds it, and everything else after the hello.
+        this._ready = new Promise((resolve) => {
+            if (!navigator.locks)
+                return resolve();
+            void navigator.locks.request(`relaycast-tab-${tab}`, () => {
+                resolve();
+                return new Promise(() => { });
+            });
+        });
+        this._post({ op: "hello", options: this.options, tab });
+        addEventListener("pagehide", () => this.close());
     }
-    this._channels.get(channel).add(h);
-    return {
-      channel,
-      unsubscribe: () => {
-        const set = this._channels.get(channel);
-        if (set && set.delete(h) && set.size === 0) this.unsubscribe(channel);
-      },
-    };
-  }
-
-  unsubscribe(channel) {
-    if (!this._channels.delete(channel)) return;
-    this.positions.delete(channel);
-    this._post({ op: "unsubscribe", channel });
-  }
-
-  get channels() {
-    return [...this._channels.keys()];
-  }
-
-  connect() {}
-
-  close() {
-    if (this._closed) return;
-    this._closed = true;
-    this._post({ op: "bye" });
-    this.state = "disconnected";
-    this._emit("state", { state: "disconnected", attempt: 0, transport: this.transport, url: this.url });
-  }
-
-  _post(message) {
-    this._ready.then(() => this.port.postMessage(message));
-  }
-
-  _receive(message) {
-    if (this._closed) return;
-    if (message.status) Object.assign(this, message.status);
-    switch (message.ev) {
-      case "status":
-        this._emit("state", this._stateChange());
-        if (this.gateway) this._emit("gateway", this.gateway);
-        return;
-      case "state":
-        this._emit("state", message.value);
-        return;
-      case "message": {
-        const { channel, data, meta } = message;
-        const known = this.positions.get(channel);
-        if (known && meta.offset <= known.offset) return;
-        this.positions.set(channel, { offset: meta.offset, epoch: known ? known.epoch : "" });
-        this._dispatch(channel, "message", data, meta);
-        return;
-      }
-      case "subscribed":
-        this.positions.set(message.channel, { offset: message.info.offset, epoch: message.info.epoch });
-        this._dispatch(message.channel, "subscribed", message.info);
-        return;
-      case "suberror":
-        this._dispatch(message.channel, "error", message.frame);
-        return;
-      case "log":
-        console.error(message.value);
-        return;
-      case "token":
-        Promise.resolve(typeof this._token === "function" ? this._token() : this._token)
-          .catch(() => null)
-          .then((value) => this._post({ op: "token", id: message.id, token: value || null }));
-        return;
-      default:
-        this._emit(message.ev, message.value); // gateway, rtt, error, close
+    on(event, fn) {
+        let set = this._listeners.get(event);
+        if (!set)
+            this._listeners.set(event, (set = new Set()));
+        set.add(fn);
+        return () => void set.delete(fn);
     }
-  }
-
-  _stateChange() {
-    return { state: this.state, attempt: this.attempt, transport: this.transport, url: this.url };
-  }
-
-  _emit(event, value) {
-    for (const fn of this._listeners.get(event) || []) {
-      try {
-        fn(value);
-      } catch (err) {
-        console.error("relaycast: a listener threw", err);
-      }
+    /**
+     * As Relaycast.subscribe. When another tab already follows the channel, `subscribed`
+     * comes at once with `shared: true`, followed by the channel's newest message.
+     */
+    subscribe(channel, handlers, options = {}) {
+        const h = typeof handlers === "function" ? { message: handlers } : { ...handlers };
+        let set = this._channels.get(channel);
+        if (!set) {
+            this._channels.set(channel, (set = new Set()));
+            this._post({ op: "subscribe", channel, since: options.since || null, maxRate: options.maxRate ?? null });
+        }
+        set.add(h);
+        return {
+            channel,
+            unsubscribe: () => {
+                const current = this._channels.get(channel);
+                if (current && current.delete(h) && current.size === 0)
+                    this.unsubscribe(channel);
+            },
+        };
     }
-  }
-
-  _dispatch(channel, kind, ...args) {
-    for (const h of this._channels.get(channel) || []) {
-      if (typeof h[kind] !== "function") continue;
-      try {
-        h[kind](...args);
-      } catch (err) {
-        console.error(`relaycast: a ${kind} handler of ${channel} threw`, err);
-      }
+    unsubscribe(channel) {
+        if (!this._channels.delete(channel))
+            return;
+        this.positions.delete(channel);
+        this._post({ op: "unsubscribe", channel });
     }
-  }
+    get channels() {
+        return [...this._channels.keys()];
+    }
+    connect() { }
+    /** Leave the shared connection; it closes when the last tab leaves. */
+    close() {
+        if (this._closed)
+            return;
+        this._closed = true;
+        this._post({ op: "bye" });
+        this.state = "disconnected";
+        this._emit("state", { state: "disconnected", attempt: 0, transport: this.transport, url: this.url });
+    }
+    _post(message) {
+        void this._ready.then(() => this.port.postMessage(message));
+    }
+    _receive(message) {
+        if (this._closed)
+            return;
+        if (message.status)
+            Object.assign(this, message.status);
+        switch (message.ev) {
+            case "status":
+                this._emit("state", this._stateChange());
+                if (this.gateway)
+                    this._emit("gateway", this.gateway);
+                return;
+            case "state":
+                this._emit("state", message.value);
+                return;
+            case "message": {
+                const { channel, data, meta } = message;
+                const known = this.positions.get(channel);
+                if (known && meta.offset <= known.offset)
+                    return;
+                this.positions.set(channel, { offset: meta.offset, epoch: known ? known.epoch : "" });
+                this._dispatch(channel, "message", data, meta);
+                return;
+            }
+            case "subscribed":
+                this.positions.set(message.channel, { offset: message.info.offset, epoch: message.info.epoch });
+                this._dispatch(message.channel, "subscribed", message.info);
+                return;
+            case "suberror":
+                this._dispatch(message.channel, "error", message.frame);
+                return;
+            case "log":
+                console.error(message.value);
+                return;
+            case "token":
+                Promise.resolve(typeof this._token === "function" ? this._token() : this._token)
+                    .catch(() => null)
+                    .then((value) => this._post({ op: "token", id: message.id, token: value || null }));
+                return;
+            default:
+                this._emit(message.ev, message.value); // connected, disconnected, gateway, rtt, ...
+        }
+    }
+    _stateChange() {
+        return { state: this.state, attempt: this.attempt, transport: this.transport, url: this.url };
+    }
+    _emit(event, value) {
+        for (const fn of this._listeners.get(event) || []) {
+            try {
+                fn(value);
+            }
+            catch (err) {
+                console.error("relaycast: a listener threw", err);
+            }
+        }
+    }
+    _dispatch(channel, kind, ...args) {
+        for (const h of this._channels.get(channel) || []) {
+            const fn = h[kind];
+            if (typeof fn !== "function")
+                continue;
+            try {
+                fn.apply(h, args);
+            }
+            catch (err) {
+                console.error(`relaycast: a ${kind} handler of ${channel} threw`, err);
+            }
+        }
+    }
 }

@@ -1,0 +1,393 @@
+// relaycast.ts: the client for Relaycast gateways, in browsers and in Node. An ES module
+// with no dependencies.
+//
+//   import { Relaycast } from "/static/sdk/relaycast.js";
+//   const rc = new Relaycast();                  // the gateway that served the page
+//   rc.on("state", ({ state, attempt }) => render(state, attempt));
+//   rc.subscribe("tasks.web", {
+//     message(data, { channel, offset }) { ... },
+//     subscribed({ recovered }) { if (recovered === false) reload(); },
+//   });
+//
+// The same protocol as the Python SDK (gateway/client.py): one connection, any number of
+// channels; reconnect with exponential backoff and full jitter; a server silent past
+// `heartbeatTimeout` counts as gone; every channel resumes from the last offset seen, on
+// whichever gateway answers, and `recovered: false` tells the app that history no longer
+// reached back. When a WebSocket cannot be opened it falls back to Server-Sent Events,
+// and then to long-polling, with the same API and the same resume rules. With `token`, a
+// connection presents a JWT (an `auth` frame, or a single-use ticket for SSE and polling)
+// and refreshes it before it expires.
+//
+// This module is the client core: options, state, positions, handlers, the reconnect
+// loop. Each transport is a link in a module of its own (websocket, sse, poll, on link).
+// docs/browser.md and docs/sdk-js.md describe it. Built from sdk/js/src (TypeScript).
+
+import type { ErrorFrame, ServerFrame } from "./frames.js";
+import type { Link } from "./link.js";
+import { PollLink } from "./poll.js";
+import { SSELink } from "./sse.js";
+import type {
+  ClientEvents,
+  ClientOptions,
+  CloseInfo,
+  ConnectionState,
+  Handlers,
+  MessageMeta,
+  Position,
+  SubscribeOptions,
+  Subscription,
+  TokenSource,
+  TransportKind,
+} from "./types.js";
+import { WebSocketLink } from "./websocket.js";
+
+export type * from "./types.js";
+
+/** Close codes at or above this (and below 5000) are final: the client stops. */
+const TERMINAL = 4500;
+const KINDS: TransportKind[] = ["websocket", "sse", "poll"];
+
+export interface ResolvedOptions {
+  urls: string[] | null;
+  transports: TransportKind[];
+  backoffBase: number;
+  backoffCap: number;
+  heartbeatTimeout: number;
+  openTimeout: number;
+  pingInterval: number;
+  pollWait: number;
+  connect: boolean;
+  reconnect: boolean;
+  maxReconnectAttempts: number;
+  token: TokenSource;
+  WebSocket: typeof WebSocket | null;
+}
+
+const DEFAULTS: ResolvedOptions = {
+  urls: null, // gateway base URLs (http or https); default: the page's origin
+  transports: KINDS,
+  backoffBase: 250, // ms; retry n waits uniform(0, min(cap, base * 2^n))
+  backoffCap: 10000,
+  heartbeatTimeout: 45000, // ms without any frame before the connection counts as dead
+  openTimeout: 8000, // ms a transport may take to open before the next one is tried
+  pingInterval: 5000, // ms between latency probes; 0 turns them off
+  pollWait: 25, // seconds a long-poll may wait on the gateway
+  connect: true,
+  reconnect: true,
+  maxReconnectAttempts: Infinity,
+  token: null, // a JWT, or a function returning one (or a promise of one) for each connection
+  WebSocket: null,
+};
+
+/** Full-jitter exponential backoff, in milliseconds. */
+export function backoffDelay(attempt: number, base: number, cap: number): number {
+  return Math.random() * Math.min(cap, base * 2 ** Math.min(attempt, 30));
+}
+
+type AnyHandlers = Handlers<any>;
+type Listener = (value: any) => void;
+
+/** A resilient subscriber. States: connecting, connected, reconnecting, disconnected. */
+export class Relaycast {
+  readonly options: ResolvedOptions;
+  readonly urls: string[];
+  state: ConnectionState = "disconnected";
+  /** The reconnect attempt under way (0 while connected). */
+  attempt = 0;
+  /** Times the connection was lost, for the life of the client. */
+  reconnects = 0;
+  transport: TransportKind | null = null;
+  url: string | null = null;
+  /** The id of the gateway serving this client, once known. */
+  gateway: string | null = null;
+  /** Last measured round trip, ms. */
+  rtt: number | null = null;
+  /** The last position seen in each subscribed channel. */
+  readonly positions = new Map<string, Position>();
+  private readonly kinds: TransportKind[];
+  private readonly _channels = new Map<string, Set<AnyHandlers>>();
+  /** @internal subscribe options per channel (maxRate). */
+  readonly _subscribeOptions = new Map<string, SubscribeOptions>();
+  private readonly _listeners = new Map<string, Set<Listener>>();
+  private _link: Link | null = null;
+  private _opening: Link | null = null;
+  private _preferred = 0; // index in kinds of the transport that last opened
+  private _connects = 0;
+  private _closed = false;
+  private _running: Promise<void> | null = null;
+  private _wake: (() => void) | null = null;
+
+  constructor(options: ClientOptions = {}) {
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    this.options = { ...DEFAULTS, ...given } as ResolvedOptions;
+    const origin = globalThis.location ? globalThis.location.origin : "";
+    const urls = this.options.urls && this.options.urls.length ? this.options.urls : [origin];
+    this.urls = urls.map((u) => String(u).replace(/\/+$/, ""));
+    if (!this.urls[0]) throw new Error("relaycast: no gateway URL (give `urls` outside a browser)");
+    this.kinds = this.options.transports.filter((k) => KINDS.includes(k));
+    if (!this.kinds.length) throw new Error("relaycast: no transport enabled");
+    // Connect once the caller has had a chance to add listeners and subscriptions.
+    if (options.connect !== false) queueMicrotask(() => this.connect());
+  }
+
+  // --- public API ------------------------------------------------------------------------
+
+  /**
+   * Listen to "state", "connected", "disconnected", "reconnecting", "gateway", "rtt",
+   * "error", "close" or "authenticated"; returns a function that stops.
+   */
+  on<K extends keyof ClientEvents>(event: K, fn: (value: ClientEvents[K]) => void): () => void {
+    let set = this._listeners.get(event);
+    if (!set) this._listeners.set(event, (set = new Set()));
+    set.add(fn as Listener);
+    return () => void set.delete(fn as Listener);
+  }
+
+  /**
+   * Receive a channel now and after every reconnect. `handlers` is a function (called
+   * with each message's data) or an object with `message`, `subscribed` and `error`.
+   * `options.since` ({offset, epoch}) resumes from a position the app kept; `maxRate`
+   * caps the updates per second of a latest-value channel.
+   */
+  subscribe<T = unknown>(
+    channel: string,
+    handlers: Handlers<T> | ((data: T, meta: MessageMeta) => void),
+    options: SubscribeOptions = {},
+  ): Subscription {
+    const h: AnyHandlers = typeof handlers === "function" ? { message: handlers } : { ...handlers };
+    if (options.since) this.positions.set(channel, { ...options.since });
+    if (options.maxRate !== undefined) this._subscribeOptions.set(channel, { maxRate: options.maxRate });
+    let set = this._channels.get(channel);
+    const fresh = !set;
+    if (!set) this._channels.set(channel, (set = new Set()));
+    set.add(h);
+    if (fresh && this._link) this._link.subscribe(channel);
+    return {
+      channel,
+      unsubscribe: () => {
+        const current = this._channels.get(channel);
+        if (current && current.delete(h) && current.size === 0) this.unsubscribe(channel);
+      },
+    };
+  }
+
+  /** Stop receiving a channel (every handler of it) and forget its position. */
+  unsubscribe(channel: string): void {
+    if (!this._channels.delete(channel)) return;
+    this.positions.delete(channel);
+    this._subscribeOptions.delete(channel);
+    if (this._link) this._link.unsubscribe(channel);
+  }
+
+  /** The channels subscribed, in the order they were first subscribed. */
+  get channels(): string[] {
+    return [...this._channels.keys()];
+  }
+
+  /** Start connecting (done by the constructor unless `connect: false`). */
+  connect(): void {
+    if (this._running) return;
+    this._closed = false;
+    this._running = this._run().finally(() => (this._running = null));
+  }
+
+  /** Close the connection and stop reconnecting. */
+  close(): void {
+    const wasUp = this._link !== null || this.state === "reconnecting";
+    this._closed = true;
+    if (this._link) this._link.close();
+    if (this._opening) this._opening.close();
+    if (this._wake) this._wake();
+    if (wasUp) this._emit("disconnected", { code: 1000, reason: "closed by the client", willReconnect: false });
+    this._setState("disconnected");
+  }
+
+  // --- the connection loop ----------------------------------------------------------------
+
+  private async _run(): Promise<void> {
+    this._setState("connecting");
+    while (!this._closed) {
+      const url = this.urls[this._connects++ % this.urls.length]!;
+      let end: CloseInfo | null = null;
+      for (let i = this._preferred; i < this.kinds.length && !this._closed; i++) {
+        const link = (this._opening = new LINKS[this.kinds[i]!](this, url));
+        try {
+          await link.open();
+        } catch {
+          link.close();
+          continue; // could not open: try the next transport
+        } finally {
+          this._opening = null;
+        }
+        if (this._closed) {
+          link.close();
+          break;
+        }
+        this._preferred = i;
+        this._link = link;
+        link.sync(); // channels (un)subscribed while it was opening
+        this.transport = link.kind;
+        this.url = url;
+        this.attempt = 0;
+        this._setState("connected");
+        this._emit("connected", { transport: link.kind, url });
+        end = await link.ended;
+        this._link = null;
+        if (this._closed) break;
+        this.reconnects++;
+        this._emit("close", end);
+        break;
+      }
+      if (this._closed) break;
+      const terminal = end !== null && end.code >= TERMINAL && end.code < 5000;
+      // attempt is 0 after a connection, so the limit counts attempts since the last one.
+      const exhausted = !this.options.reconnect || this.attempt >= this.options.maxReconnectAttempts;
+      if (terminal || exhausted) {
+        const info = end ?? { code: 1006, reason: "could not connect" };
+        this._emit("disconnected", { ...info, willReconnect: false });
+        this._closed = true;
+        this._setState("disconnected");
+        return;
+      }
+      if (end) this._emit("disconnected", { ...end, willReconnect: true });
+      this.attempt++;
+      const delay = backoffDelay(this.attempt, this.options.backoffBase, this.options.backoffCap);
+      this._setState("reconnecting");
+      this._emit("reconnecting", { attempt: this.attempt, delay });
+      await this._sleep(delay);
+    }
+    this._setState("disconnected");
+  }
+
+  private _sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this._wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private _setState(state: ConnectionState): void {
+    if (state === this.state && state !== "reconnecting") return;
+    this.state = state;
+    this._emit("state", {
+      state,
+      attempt: this.attempt,
+      transport: this.transport,
+      url: this.url,
+    });
+  }
+
+  private _emit<K extends keyof ClientEvents>(event: K, value: ClientEvents[K]): void {
+    for (const fn of this._listeners.get(event) || []) {
+      try {
+        fn(value);
+      } catch (err) {
+        console.error("relaycast: a listener threw", err);
+      }
+    }
+  }
+
+  /** @internal */
+  _setGateway(id: string | null | undefined): void {
+    if (id && id !== this.gateway) {
+      this.gateway = id;
+      this._emit("gateway", id);
+    }
+  }
+
+  /** @internal */
+  _setRtt(ms: number): void {
+    this.rtt = Math.round(ms * 10) / 10;
+    this._emit("rtt", this.rtt);
+  }
+
+  /** @internal The token for a connection, or null: `options.token`, called when it is a function. */
+  async _token(): Promise<string | null> {
+    const source = this.options.token;
+    return (typeof source === "function" ? await source() : source) || null;
+  }
+
+  /** @internal A single-use ticket for an HTTP request, bought with the token (POST /auth/ticket). */
+  async _ticket(url: string, token: string): Promise<string> {
+    const response = await fetch(`${url}/auth/ticket`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+      cache: "no-store",
+    });
+    if (!response.ok) throw new Error(`ticket refused (${response.status})`);
+    return ((await response.json()) as { ticket: string }).ticket;
+  }
+
+  /** @internal The cursor of `channels` (see gateway/transports/cursor.py): "epoch:offset,...". */
+  _cursor(channels: string[]): string {
+    const entries = channels.map((c) => {
+      const p = this.positions.get(c);
+      return p && p.epoch ? `${p.epoch}:${p.offset}` : "";
+    });
+    return entries.some(Boolean) ? entries.join(",") : "";
+  }
+
+  /** @internal One server frame from any transport. `link.announced` holds channels told "subscribed". */
+  _frame(link: Link, frame: ServerFrame): void {
+    switch (frame.type) {
+      case "message": {
+        const known = this.positions.get(frame.channel);
+        if (known && frame.offset <= known.offset) return; // a duplicate across a reconnect
+        this.positions.set(frame.channel, { offset: frame.offset, epoch: known ? known.epoch : "" });
+        this._dispatch(frame.channel, "message", frame.data, {
+          channel: frame.channel,
+          offset: frame.offset,
+        });
+        return;
+      }
+      case "subscribed": {
+        this.positions.set(frame.channel, { offset: frame.offset, epoch: frame.epoch });
+        // A poll re-subscribes every time; only news reaches the app.
+        if (link.announced.has(frame.channel) && frame.recovered !== false) return;
+        link.announced.add(frame.channel);
+        this._dispatch(frame.channel, "subscribed", {
+          channel: frame.channel,
+          offset: frame.offset,
+          epoch: frame.epoch,
+          recovered: frame.recovered ?? null,
+          replayed: frame.replayed ?? null,
+          transport: link.kind,
+        });
+        return;
+      }
+      case "authenticated":
+        link.authenticated(frame.expires ?? null);
+        this._emit("authenticated", { user: frame.user, expires: frame.expires ?? null });
+        return;
+      case "error":
+        if (frame.channel && this._channels.has(frame.channel)) {
+          this._dispatch(frame.channel, "error", frame);
+        }
+        this._emit("error", frame as ErrorFrame);
+        return;
+      default:
+        return; // ping and pong are the link's business; unsubscribed needs nothing
+    }
+  }
+
+  private _dispatch(channel: string, kind: keyof AnyHandlers, ...args: unknown[]): void {
+    for (const h of this._channels.get(channel) || []) {
+      const fn = h[kind] as ((...a: unknown[]) => void) | undefined;
+      if (typeof fn !== "function") continue;
+      try {
+        fn.apply(h, args);
+      } catch (err) {
+        console.error(`relaycast: a ${kind} handler of ${channel} threw`, err);
+      }
+    }
+  }
+}
+
+const LINKS: Record<TransportKind, new (client: Relaycast, url: string) => Link> = {
+  websocket: WebSocketLink,
+  sse: SSELink,
+  poll: PollLink,
+};
