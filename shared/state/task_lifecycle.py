@@ -26,6 +26,7 @@ import msgspec
 from shared.state.tasks import (
     FINAL,
     LOG_LEVELS,
+    LOG_LINE_LIMIT,
     Cancel,
     Change,
     Complete,
@@ -48,7 +49,9 @@ from shared.state.tasks import (
 __all__ = ["apply", "create"]
 
 _SHORT = 200  # names, types, step names
-_LONG = 4000  # messages, errors, log lines
+_LONG = 4000  # messages, errors
+_TAGS = 16  # tags per task
+_encode = msgspec.json.Encoder().encode
 
 
 def _text(value: str | None, what: str, limit: int) -> str | None:
@@ -96,11 +99,29 @@ def create(change: Create, now: float) -> tuple[TaskState, TaskEvent]:
         name=_text(change.name, "name", _SHORT) or task_id,
         total_steps=_steps(change.total_steps),
         metadata=change.metadata,
+        owner=_name(change.owner, "owner"),
+        tags=_tags(change.tags),
+        group=None if change.group is None else check_id(change.group, "group id"),
         phases=phases,
         created_at=now,
         updated_at=now,
     )
     return state, _event(state, "queued", now)
+
+
+def _name(value: str | None, what: str) -> str | None:
+    """A user-given name that becomes part of Redis keys: printable, 1-128 characters."""
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 128 or not value.isprintable():
+        raise InvalidTask(f"{what} must be 1-128 printable characters, got {value[:40]!r}")
+    return value
+
+
+def _tags(tags: list[str]) -> list[str]:
+    if len(tags) > _TAGS:
+        raise InvalidTask(f"a task has at most {_TAGS} tags, got {len(tags)}")
+    return sorted({check_id(tag, "tag") for tag in tags})
 
 
 def apply(state: TaskState, change: Change, now: float) -> tuple[TaskState | None, TaskEvent]:
@@ -330,5 +351,18 @@ def _log(state: TaskState, change: Log, now: float) -> TaskEvent:
         id=state.id,
         phase=change.phase,
         level=change.level,
-        message=_text(change.message, "log message", _LONG),
+        message=_text(change.message, "log line", LOG_LINE_LIMIT),
+        fields=_fields(change.fields),
     )
+
+
+def _fields(fields: dict[str, object] | None) -> dict[str, object] | None:
+    if not fields:
+        return None
+    try:
+        size = len(_encode(fields))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidTask(f"log fields are not JSON-encodable: {exc}") from exc
+    if size > LOG_LINE_LIMIT:
+        raise InvalidTask(f"log fields are {size} bytes as JSON; the limit is {LOG_LINE_LIMIT}")
+    return fields
