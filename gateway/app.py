@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from gateway import admission, api, dashboard, observe, revocation_api
+from gateway import admission, api, dashboard, observe, revocation_api, task_api
 from gateway.heartbeat import run_heartbeat
 from gateway.hub import Hub
 from gateway.node import Node
@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/poll", poll),
             WebSocketRoute("/ws", websocket_fallback),
             *dashboard.routes,
+            *task_api.routes,
             *api.routes,
             *revocation_api.routes,
             *admission.routes,

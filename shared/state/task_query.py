@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from shared.broker.base import BrokerUnavailable
 from shared.settings import Settings
-from shared.state.task_scripts import QUERY_LUA, STATS_LUA
+from shared.state.task_scripts import QUERY_LUA, STATS_KEEP, STATS_LUA
 from shared.state.tasks import (
     LOG_LEVELS,
     InvalidTask,
@@ -279,6 +279,11 @@ async def stats(
     scope = "*" if project is None else f"p:{project}"
     now = time.time()
     ttl = max(1, math.ceil(settings.task_ttl))
+    # Buckets exist for STATS_KEEP seconds back, and none in the future: a window reaching
+    # further costs nothing more.
+    first, last = max(since, now - STATS_KEEP), min(until, now + 60)
+    if first > last:
+        first = last = now + 7200  # a bucket that holds nothing yet
     args: list[str | int] = [
         settings.key_prefix,
         scope,
@@ -286,6 +291,8 @@ async def stats(
         repr(until),
         repr(now),
         ttl,
+        repr(first),
+        repr(last),
         *statuses,
     ]
     reply = await _call(redis.eval(STATS_LUA, 0, *args))

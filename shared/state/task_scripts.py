@@ -226,7 +226,8 @@ return found
 """
 )
 
-# ARGV: prefix, scope, from, to, now, ttl, statuses...
+# ARGV: prefix, scope, from, to, now, ttl, bucket from, bucket to (the window within the
+# buckets kept: at most STATS_KEEP seconds of them), statuses...
 # Returns {counts by status (in the order given), created, running now,
 #          {histogram field, count, ...}, {slow member, duration, ...}}.
 STATS_LUA = (
@@ -235,7 +236,7 @@ STATS_LUA = (
 sweep(tonumber(ARGV[5]), tonumber(ARGV[6]), 20)
 local scope, from, to = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
-for i = 7, #ARGV do out[#out + 1] = redis.call('ZCOUNT', ix(scope, 's:' .. ARGV[i]), from, to) end
+for i = 9, #ARGV do out[#out + 1] = redis.call('ZCOUNT', ix(scope, 's:' .. ARGV[i]), from, to) end
 out[#out + 1] = redis.call('ZCOUNT', ix(scope, 'c'), from, to)
 out[#out + 1] = redis.call('ZCARD', ix(scope, 's:running'))
 local merged = {}
@@ -243,7 +244,8 @@ local function add(key)
   local raw = redis.call('HGETALL', key)
   for i = 1, #raw, 2 do merged[raw[i]] = (merged[raw[i]] or 0) + tonumber(raw[i + 1]) end
 end
-local minute, last = math.floor(from / 60), math.floor(to / 60)
+local bfrom, bto = tonumber(ARGV[7]), tonumber(ARGV[8])
+local minute, last = math.floor(bfrom / 60), math.floor(bto / 60)
 while minute <= last do
   if minute % 60 == 0 and minute + 59 <= last then
     add(ix(scope, 'h:' .. minute / 60))
@@ -259,7 +261,7 @@ for field, n in pairs(merged) do
 end
 out[#out + 1] = hist
 local slow = {}
-for hour = math.floor(from / 3600), math.floor(to / 3600) do
+for hour = math.floor(bfrom / 3600), math.floor(bto / 3600) do
   local top = redis.call('ZREVRANGE', ix(scope, 'slow:' .. hour), 0, 19, 'WITHSCORES')
   for i = 1, #top do slow[#slow + 1] = top[i] end
 end

@@ -38,6 +38,7 @@ from shared.state.tasks import (
     FINAL,
     Change,
     Create,
+    GroupState,
     InvalidTask,
     Log,
     LogLine,
@@ -63,6 +64,7 @@ log = logging.getLogger("relaycast.tasks")
 
 # Attempts of one change against concurrent writers of the same task, with jittered waits.
 _ATTEMPTS = 100
+_GROUP_COUNTS = ("total", "completed", "failed", "cancelled", "running")
 BIN_BASE = 1.1
 """Duration bins of the statistics grow by 10%: a percentile is within 5% of the truth."""
 
@@ -212,6 +214,27 @@ class TaskStore:
         """A page of a task's log, newest first (see :func:`task_query.read_log`)."""
         await self.get(project, task_id)
         return await task_query.read_log(self.redis, self.log_key(project, task_id), **filters)
+
+    async def group(self, project: str, group: str) -> GroupState:
+        """A group's aggregate progress.
+
+        Raises:
+            InvalidTask: a malformed id. UnknownTask: no task has this group (or it expired).
+        """
+        check_id(project, "project")
+        check_id(group, "group id")
+        raw = await self._call(self.redis.hgetall(self._group_key(project, group)))
+        if not raw:
+            raise UnknownTask(f"no group {group!r} in project {project!r}")
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        counts = {k: int(fields.get(k, 0)) for k in _GROUP_COUNTS}
+        return GroupState(
+            project=project,
+            group=group,
+            current=fields.get("current"),
+            updated_at=float(fields.get("updated_at", 0)),
+            **counts,
+        )
 
     async def _finished(self, state: TaskState) -> None:
         """The one place a task's reaching completed, failed or cancelled passes through,
