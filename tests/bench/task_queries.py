@@ -22,6 +22,7 @@ import redis
 from publisher.tasks import Tasks
 from shared.settings import Settings
 from shared.state.task_query import TaskQuery
+from shared.state.tasks import TaskStatus
 from tests.bench import report
 from tests.bench.rig import Rig
 from tests.bench.scenarios import Params
@@ -86,19 +87,23 @@ async def _measure(url: str, count: int) -> dict[str, Any]:
             after = int(client.info("memory")["used_memory"])
             record = client.memory_usage(f"rc:{{tasks.{PROJECT}}}:task:t1", samples=0) or 0
         store = tasks.store
-        second = await store.query(TaskQuery(project=PROJECT, status="completed", limit=50))
+        second = await store.query(
+            TaskQuery(project=PROJECT, status=TaskStatus.COMPLETED, limit=50)
+        )
         queries: dict[str, Callable[[], Awaitable[Any]]] = {
             "page: project, status=completed": lambda: store.query(
-                TaskQuery(project=PROJECT, status="completed", limit=50)
+                TaskQuery(project=PROJECT, status=TaskStatus.COMPLETED, limit=50)
             ),
             "page 2 by cursor": lambda: store.query(
-                TaskQuery(project=PROJECT, status="completed", limit=50, cursor=second.cursor)
+                TaskQuery(
+                    project=PROJECT, status=TaskStatus.COMPLETED, limit=50, cursor=second.cursor
+                )
             ),
             "page: owner + type": lambda: store.query(
                 TaskQuery(project=PROJECT, owner="user7", type="deploy", limit=50)
             ),
             "page: all projects, failed + tag": lambda: store.query(
-                TaskQuery(status="failed", tag="nightly", limit=50)
+                TaskQuery(status=TaskStatus.FAILED, tag="nightly", limit=50)
             ),
             "page: by last change": lambda: store.query(
                 TaskQuery(project=PROJECT, sort="updated", limit=50)
