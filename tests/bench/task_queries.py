@@ -20,13 +20,13 @@ from typing import Any
 import redis
 
 from publisher.tasks import Tasks
+from shared.localredis import LocalRedis
 from shared.settings import Settings
 from shared.state.task_query import TaskQuery
 from shared.state.tasks import TaskStatus
 from tests.bench import report
 from tests.bench.rig import Rig
 from tests.bench.scenarios import Params
-from tests.helpers import LocalRedis
 
 __all__ = ["task_queries"]
 
