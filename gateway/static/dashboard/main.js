@@ -18,6 +18,7 @@ import { Relaycast } from "../sdk/relaycast.js";
 import { openRelaycast } from "../sdk/relaycast-shared.js";
 import { Alerts } from "./alerts.js";
 import { Metrics } from "./metrics.js";
+import { TaskExplorer } from "./task_explorer.js";
 import { Tasks } from "./tasks.js";
 
 const params = new URLSearchParams(location.search);
@@ -49,6 +50,7 @@ const stored = JSON.parse(localStorage.getItem(PROJECTS_KEY) || "null");
 new Tasks(rc, list("projects").length ? list("projects") : stored || DEMO_PROJECTS, (projects) =>
   localStorage.setItem(PROJECTS_KEY, JSON.stringify(projects)),
 );
+window.taskExplorer = new TaskExplorer(); // for the console, and for tests
 
 window.relaycast = rc; // for the console, and for tests
 
