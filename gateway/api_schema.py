@@ -257,7 +257,6 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
-        **task_query_paths(project, task_id),
         "/api/metrics": {
             "get": {
                 "summary": "The newest metrics snapshot of every host",
@@ -302,18 +301,22 @@ def openapi_document() -> dict[str, Any]:
         },
         **_revocation_paths(user),
     }
+    for path, operations in task_query_paths(project, task_id).items():
+        paths.setdefault(path, {}).update(operations)  # GET beside POST /api/tasks, ...
     for action, (kind, summary) in _ACTIONS.items():
-        paths[f"/api/tasks/{{project}}/{{task_id}}/{action}"] = {
-            "post": {
-                "summary": summary,
-                "parameters": [project, task_id],
-                "requestBody": _json(_ref(kind), "The change"),
-                "responses": {
-                    "200": _json(_ref(TaskState), "The state after the change"),
-                    **_errors(400, 404, 409, 413, 422, 503),
-                },
+        paths.setdefault(f"/api/tasks/{{project}}/{{task_id}}/{action}", {}).update(
+            {
+                "post": {
+                    "summary": summary,
+                    "parameters": [project, task_id],
+                    "requestBody": _json(_ref(kind), "The change"),
+                    "responses": {
+                        "200": _json(_ref(TaskState), "The state after the change"),
+                        **_errors(400, 404, 409, 413, 422, 503),
+                    },
+                }
             }
-        }
+        )
     return {
         "openapi": "3.1.0",
         "info": {

@@ -72,6 +72,11 @@ async def test_tasks_are_filtered_paged_and_deleted_over_http(redis_server, gate
             ]  # fmt: skip
             hour_ago = str(time.time() - 3600)
             assert await ids(http, "/api/tasks/builds", until=hour_ago) == []
+            paths = (await http.get("/api/openapi.json")).json()["paths"]
+            assert {"get", "post"} <= set(paths["/api/tasks"])
+            assert {"get", "delete"} <= set(paths["/api/tasks/{project}/{task_id}"])
+            assert {"get", "post"} <= set(paths["/api/tasks/{project}/{task_id}/log"])
+            assert "/api/task-stats/{project}" in paths
             # the library answers the same
             page = await tasks.query(project="builds", status="failed")
             assert [t.id for t in page.tasks] == ["b0"] and page.cursor is None
