@@ -5,7 +5,9 @@ state, index entries, events and channel history exactly as in production: 5 typ
 owners, a tag on one in ten, 70% completed, 10% failed, 5% cancelled, 5% running, the rest
 queued. Then times, end to end from Python, pages of 50 under several filters (the first
 page and one further by cursor) and a day's statistics of the project, and reports
-p50/p99 of each and the Redis memory per task.
+p50/p99 of each and the Redis memory per task: in all (state, indexes, statistics, and
+the history of the task's channels), of its state record, and of the indexes and
+statistics.
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ async def _measure(url: str, count: int) -> dict[str, Any]:
         with redis.Redis.from_url(url) as client:
             after = int(client.info("memory")["used_memory"])
             record = client.memory_usage(f"rc:{{tasks.{PROJECT}}}:task:t1", samples=0) or 0
+            index = sum(
+                client.memory_usage(key, samples=0) or 0
+                for key in client.scan_iter(match="rc:tasks:ix:*", count=1000)
+            )
         store = tasks.store
         second = await store.query(
             TaskQuery(project=PROJECT, status=TaskStatus.COMPLETED, limit=50)
@@ -115,6 +121,7 @@ async def _measure(url: str, count: int) -> dict[str, Any]:
         "seed_seconds": round(seeded, 1),
         "bytes_per_task": round((after - before) / count),
         "record_bytes": record,
+        "index_bytes_per_task": round(index / count),
         "timings_ms": timings,
     }
 
