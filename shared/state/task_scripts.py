@@ -84,15 +84,17 @@ end
 WRITE_LUA = (
     _COMMON
     + """
+local now, ttl, keep = tonumber(ARGV[12]), tonumber(ARGV[5]), tonumber(ARGV[13])
+local x = cjson.decode(ARGV[6])
+local m = x.p .. '/' .. x.id
+local changed = redis.call('ZSCORE', ix('*', 'u'), m)
+if changed and tonumber(changed) < now - ttl then drop(m, false) end  -- expired: gone
 local current = redis.call('HGET', KEYS[1], 'v')
 if ARGV[2] == '' then
   if current then return {0, redis.call('HGET', KEYS[1], 's')} end
 elseif current ~= ARGV[2] then
   return {0, redis.call('HGET', KEYS[1], 's') or ''}
 end
-local now, ttl, keep = tonumber(ARGV[12]), tonumber(ARGV[5]), tonumber(ARGV[13])
-local x = cjson.decode(ARGV[6])
-local m = x.p .. '/' .. x.id
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[1], 'v', ARGV[3], 's', ARGV[4], 'x', ARGV[6])
   for _, scope in ipairs(scopes(x)) do
