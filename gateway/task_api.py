@@ -15,18 +15,22 @@ reads themselves are :mod:`shared.state.task_query`.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
 
-from gateway.api import Api, _endpoint, _Fail
+from gateway.api import Api, Handler, _endpoint, _Fail
 from gateway.api_schema import TaskList
+from gateway.logsafe import printable
 from shared.state.task_query import WINDOWS, TaskQuery, window_bounds
-from shared.state.tasks import LOG_LEVELS, TaskStatus
+from shared.state.tasks import LOG_LEVELS, TaskError, TaskStatus
 
 __all__ = ["LIST_PARAMETERS", "LOG_PARAMETERS", "STATS_PARAMETERS", "routes"]
+
+log = logging.getLogger("relaycast.api")
 
 LIST_PARAMETERS = ("status", "type", "owner", "tag", "since", "until", "sort", "limit", "cursor")
 LOG_PARAMETERS = ("level", "search", "limit", "cursor")
@@ -143,13 +147,31 @@ async def _group(request: Request, api: Api) -> Any:
     return await api.tasks.group(request.path_params["project"], request.path_params["group"])
 
 
+def _logged(handler: Handler) -> Handler:
+    """``handler``, logging each refusal (a bad filter, cursor, unknown task) in one line."""
+
+    async def run(request: Request, api: Api) -> Any:
+        try:
+            return await handler(request, api)
+        except (_Fail, TaskError) as exc:
+            path = printable(request.url.path)
+            log.info("%s %s refused: %s", request.method, path, printable(str(exc)))
+            raise
+
+    return run
+
+
+def _route(path: str, handler: Handler, method: str) -> Route:
+    return Route(path, _endpoint(_logged(handler)), methods=[method])
+
+
 routes = [
-    Route("/api/tasks", _endpoint(_all_tasks), methods=["GET"]),
-    Route("/api/tasks/{project}", _endpoint(_project_tasks), methods=["GET"]),
-    Route("/api/tasks/{project}/{task_id}", _endpoint(_delete_task), methods=["DELETE"]),
-    Route("/api/tasks/{project}/{task_id}/log", _endpoint(_task_log), methods=["GET"]),
-    Route("/api/task-stats", _endpoint(_stats), methods=["GET"]),
-    Route("/api/task-stats/{project}", _endpoint(_stats), methods=["GET"]),
-    Route("/api/task-groups/{project}/{group}", _endpoint(_group), methods=["GET"]),
+    _route("/api/tasks", _all_tasks, "GET"),
+    _route("/api/tasks/{project}", _project_tasks, "GET"),
+    _route("/api/tasks/{project}/{task_id}", _delete_task, "DELETE"),
+    _route("/api/tasks/{project}/{task_id}/log", _task_log, "GET"),
+    _route("/api/task-stats", _stats, "GET"),
+    _route("/api/task-stats/{project}", _stats, "GET"),
+    _route("/api/task-groups/{project}/{group}", _group, "GET"),
 ]
 """The task query routes, mounted by :func:`gateway.app.create_app`."""

@@ -92,6 +92,8 @@ async def test_tasks_are_filtered_paged_and_deleted_over_http(redis_server, gate
                 assert error_of(response)["code"] == "invalid_cursor"
             response = await http.get("/api/tasks", params={"status": "done"})
             assert response.status_code == 422 and "queued" in error_of(response)["message"]
+            log = gateway.log_text()
+            assert "GET /api/tasks refused: unknown query parameter 'stauts'" in log
             with pytest.raises(InvalidCursor):
                 await tasks.query(cursor="%%%")
 
