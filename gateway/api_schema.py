@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import msgspec
 
 from shared.state.alerts import Alert, AlertsState
-from shared.state.task_query import LogPage, TaskStats
+from shared.state.task_log import LogPage
+from shared.state.task_query import TaskStats
 from shared.state.tasks import (
     Cancel,
     Complete,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.api_schema import TASK_ID_RULE, TaskList, _errors, _json, _path, _ref
-from shared.state.task_query import LogPage, TaskStats
+from shared.state.task_log import LogPage
+from shared.state.task_query import TaskStats
 from shared.state.tasks import LOG_LEVELS, GroupState, TaskState, TaskStatus
 
 __all__ = ["task_query_paths"]

@@ -33,7 +33,8 @@ from typing import Any, Self
 from publisher.publish import AsyncPublisher
 from shared.broker import BrokerUnavailable
 from shared.settings import Settings
-from shared.state.task_query import LogPage, TaskPage, TaskQuery, TaskStats, window_bounds
+from shared.state.task_log import LogPage
+from shared.state.task_query import TaskPage, TaskQuery, TaskStats, window_bounds
 from shared.state.task_store import TaskStore
 from shared.state.tasks import (
     FINAL,

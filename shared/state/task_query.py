@@ -1,10 +1,11 @@
-"""Asking about tasks: filtered pages, statistics over a window, and a task's log.
+"""Asking about tasks: filtered pages, and statistics over a window.
 
 Each read is one Lua script over the indexes of :mod:`shared.state.task_scripts` (plus
 one pipelined read of the states it selects), so its cost depends on the page, not on how
 many tasks Redis holds. A page's ``cursor`` is opaque: pass it back unchanged with the same
 filters for the next page; a page may hold fewer than ``limit`` tasks when the filters
-match few of the tasks scanned, and ``cursor`` is None only at the end.
+match few of the tasks scanned, and ``cursor`` is None only at the end. A task's kept log
+is read by :mod:`shared.state.task_log`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ from shared.broker.base import BrokerUnavailable
 from shared.settings import Settings
 from shared.state.task_scripts import QUERY_LUA, STATS_KEEP, STATS_LUA
 from shared.state.tasks import (
-    LOG_LEVELS,
     InvalidTask,
-    LogLine,
     TaskState,
     TaskStatus,
     check_id,
@@ -34,14 +33,13 @@ from shared.state.tasks import (
 
 __all__ = [
     "InvalidCursor",
-    "LogPage",
     "SlowTask",
     "TaskPage",
     "TaskQuery",
     "TaskStats",
     "TypeStats",
     "query",
-    "read_log",
+    "redis_call",
     "stats",
     "window_bounds",
 ]
@@ -51,11 +49,9 @@ WINDOWS = {"hour": 3600.0, "day": 86400.0, "week": 7 * 86400.0}
 
 SCAN_BUDGET = 5000
 """Index entries one page may scan for matches before it returns with a cursor."""
-_LOG_SCAN = 20000
 _BIN_BASE = 1.1
 
 _decode_state = msgspec.json.Decoder(TaskState).decode
-_decode_line = msgspec.json.Decoder(LogLine).decode
 
 
 class InvalidCursor(InvalidTask):
@@ -136,13 +132,6 @@ class TaskStats(msgspec.Struct, kw_only=True):
     slowest: list[SlowTask]
 
 
-class LogPage(msgspec.Struct, kw_only=True):
-    """Lines of a task's log, newest first; ``cursor`` (a line id) fetches older ones."""
-
-    lines: list[LogLine]
-    cursor: str | None = None
-
-
 def window_bounds(
     window: str | None, since: float | None = None, until: float | None = None
 ) -> tuple[float, float]:
@@ -164,7 +153,8 @@ def window_bounds(
 RecordKey = Callable[[str, str], str]
 
 
-async def _call(awaitable: Any) -> Any:
+async def redis_call(awaitable: Any) -> Any:
+    """Await a Redis command; BrokerUnavailable when Redis cannot be reached."""
     try:
         return await awaitable
     except (RedisError, OSError) as exc:
@@ -235,13 +225,13 @@ async def query(
         max(1, math.ceil(settings.task_ttl)),
         *_filters(q),
     ]
-    reply = await _call(redis.eval(QUERY_LUA, 0, *args))
+    reply = await redis_call(redis.eval(QUERY_LUA, 0, *args))
     members, next_score, next_member = reply[:-2], reply[-2], reply[-1]
     pipe = redis.pipeline(transaction=False)
     for m in members:
         project, _, task_id = m.decode().partition("/")
         pipe.hget(record(project, task_id), "s")
-    raws = await _call(pipe.execute()) if members else []
+    raws = await redis_call(pipe.execute()) if members else []
     cursor = _encode_cursor(next_score, next_member) if next_member else None
     return TaskPage(tasks=[_decode_state(r) for r in raws if r is not None], cursor=cursor)
 
@@ -295,7 +285,7 @@ async def stats(
         repr(last),
         *statuses,
     ]
-    reply = await _call(redis.eval(STATS_LUA, 0, *args))
+    reply = await redis_call(redis.eval(STATS_LUA, 0, *args))
     n = len(statuses)
     by_status = {s: int(c) for s, c in zip(statuses, reply[:n], strict=True)}
     created, running, hist, slow = int(reply[n]), int(reply[n + 1]), reply[n + 2], reply[n + 3]
@@ -346,7 +336,7 @@ async def _slowest(
         project, _, task_id = m.decode().partition("/")
         pipe.hget(record(project, task_id), "s")
     out = []
-    for (_, took), raw in zip(ranked, await _call(pipe.execute()), strict=True):
+    for (_, took), raw in zip(ranked, await redis_call(pipe.execute()), strict=True):
         if raw is None:
             continue
         s = _decode_state(raw)
@@ -364,53 +354,3 @@ async def _slowest(
         if len(out) == 10:
             break
     return out
-
-
-async def read_log(
-    redis: aioredis.Redis,
-    key: str,
-    *,
-    level: str | None = None,
-    search: str | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
-) -> LogPage:
-    """Lines of the log in stream ``key``, newest first: at ``level`` or above, containing
-    ``search`` (case-insensitive, in the message or the fields' values), older than
-    ``cursor`` (a line id from an earlier page).
-
-    Raises:
-        InvalidTask: an unknown level or a limit outside 1-1000. InvalidCursor: a
-        malformed cursor.
-    """
-    if level is not None and level not in LOG_LEVELS:
-        raise InvalidTask(f"level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-    if not 1 <= limit <= 1000:
-        raise InvalidTask(f"limit must be 1-1000, got {limit}")
-    high = "+"
-    if cursor is not None:
-        ms, dash, seq = cursor.partition("-")
-        if not (dash and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()):
-            raise InvalidCursor(f"malformed cursor {cursor[:40]!r}: pass a line id")
-        high = f"({cursor}"
-    least = LOG_LEVELS.index(level) if level else 0
-    needle = search.casefold() if search else None
-    lines: list[LogLine] = []
-    scanned = 0
-    while len(lines) < limit and scanned < _LOG_SCAN:
-        batch = await _call(redis.xrevrange(key, max=high, min="-", count=500))
-        if not batch:
-            return LogPage(lines=lines)
-        for line_id, fields in batch:
-            scanned += 1
-            high = f"({line_id.decode()}"
-            line = _decode_line(fields[b"l"])
-            if LOG_LEVELS.index(line.level) < least:
-                continue
-            if needle and needle not in (line.message + str(line.fields or "")).casefold():
-                continue
-            line.id = line_id.decode()
-            lines.append(line)
-            if len(lines) == limit:
-                break
-    return LogPage(lines=lines, cursor=high[1:])

@@ -19,6 +19,9 @@ Keys (``rc`` is ``key_prefix``; ``<m>`` is a task's member ``<project>/<id>``)::
 A task is indexed in both scopes. Tasks whose last change is older than ``task_ttl`` are
 removed (state, log, index entries) a few at a time by every write and read, so nothing
 points at a task that is gone. Statistics buckets outlive tasks (:data:`STATS_KEEP`).
+
+The scripts name index keys they work out themselves, beyond the ones passed in ``KEYS``:
+like every task script they need one Redis server (or Sentinel's primary), not a Cluster.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from shared.broker.base import BrokerUnavailable
 from shared.broker.redis_atomic import AtomicScript
 from shared.settings import Settings
-from shared.state import task_query
+from shared.state import task_log, task_query
 from shared.state.task_lifecycle import apply, create
 from shared.state.task_scripts import DELETE_LUA, STATS_KEEP, WRITE_LUA
 from shared.state.tasks import (
@@ -210,10 +210,10 @@ class TaskStore:
             self.redis, self.settings, self._record_key, project, since, until
         )
 
-    async def log(self, project: str, task_id: str, **filters: Any) -> task_query.LogPage:
-        """A page of a task's log, newest first (see :func:`task_query.read_log`)."""
+    async def log(self, project: str, task_id: str, **filters: Any) -> task_log.LogPage:
+        """A page of a task's log, newest first (see :func:`task_log.read_log`)."""
         await self.get(project, task_id)
-        return await task_query.read_log(self.redis, self.log_key(project, task_id), **filters)
+        return await task_log.read_log(self.redis, self.log_key(project, task_id), **filters)
 
     async def group(self, project: str, group: str) -> GroupState:
         """A group's aggregate progress.
