@@ -128,26 +128,29 @@ async def test_statistics_count_outcomes_durations_and_the_slowest(redis_server,
             else:
                 await task.complete()
         await (await tasks.create("etl", id="e-running")).start()
+        async with tasks.run("etl", id="e-tab", type="odd\ttype"):
+            pass
         await tasks.create("other", id="o1")
 
         stats = await tasks.stats("etl", window="hour")
-        assert stats.created == 7 and stats.running == 1
-        assert stats.by_status["completed"] == 4 and stats.by_status["failed"] == 1
-        assert (stats.completed, stats.failed, stats.cancelled) == (4, 1, 1)
-        assert stats.success_rate == 0.8
+        assert stats.created == 8 and stats.running == 1
+        assert stats.by_status["completed"] == 5 and stats.by_status["failed"] == 1
+        assert (stats.completed, stats.failed, stats.cancelled) == (5, 1, 1)
+        assert stats.success_rate == round(5 / 6, 4)
+        assert "odd\ttype" in {t.type for t in stats.types}
         load = next(t for t in stats.types if t.type == "load")
         assert (load.completed, load.failed, load.success_rate) == (3, 1, 0.75)
         assert load.p50 is not None and load.p50 <= load.p90 <= load.p99  # type: ignore[operator]
         assert load.throughput_per_hour == 4.0
-        assert {s.id for s in stats.slowest} == {f"e{i}" for i in range(6)}
+        assert {s.id for s in stats.slowest} == {f"e{i}" for i in range(6)} | {"e-tab"}
         durations = [s.duration for s in stats.slowest]
         assert durations == sorted(durations, reverse=True)
 
         async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
             body = (await http.get("/api/task-stats/etl", params={"window": "week"})).json()
-            assert body["completed"] == 4 and body["project"] == "etl"
+            assert body["completed"] == 5 and body["project"] == "etl"
             everything = (await http.get("/api/task-stats")).json()
-            assert everything["created"] == 8
+            assert everything["created"] == 9
             old = await http.get("/api/task-stats/etl", params={"until": "1000", "since": "0"})
             assert old.status_code == 200 and old.json()["completed"] == 0
             response = await http.get("/api/task-stats/etl", params={"window": "year"})
@@ -156,7 +159,7 @@ async def test_statistics_count_outcomes_durations_and_the_slowest(redis_server,
             # deleting a task takes it out of the statistics too
             assert (await http.delete("/api/tasks/etl/e3")).status_code == 200
             stats = await tasks.stats("etl", window="hour")
-            assert (stats.completed, stats.failed, stats.success_rate) == (4, 0, 1.0)
+            assert (stats.completed, stats.failed, stats.success_rate) == (5, 0, 1.0)
 
 
 async def test_a_task_log_is_kept_filtered_searched_paged_and_bounded(redis_server, gateways):

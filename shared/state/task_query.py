@@ -292,7 +292,7 @@ async def stats(
     types: dict[str, TypeStats] = {}
     bins: dict[str, dict[int, int]] = {}
     for field, count in zip(hist[::2], hist[1::2], strict=True):
-        kind, status, b = field.decode().split("\t")
+        kind, status, b = field.decode().rsplit("\t", 2)  # a type may hold a tab
         entry = types.setdefault(kind, TypeStats(type=kind))
         setattr(entry, status, getattr(entry, status) + int(count))
         if status != "cancelled":
