@@ -225,7 +225,7 @@ async def query(
         max(1, math.ceil(settings.task_ttl)),
         *_filters(q),
     ]
-    reply = await redis_call(redis.eval(QUERY_LUA, 0, *args))
+    reply = await redis_call(redis.register_script(QUERY_LUA)(args=args))  # EVALSHA
     members, next_score, next_member = reply[:-2], reply[-2], reply[-1]
     pipe = redis.pipeline(transaction=False)
     for m in members:
@@ -285,7 +285,7 @@ async def stats(
         repr(last),
         *statuses,
     ]
-    reply = await redis_call(redis.eval(STATS_LUA, 0, *args))
+    reply = await redis_call(redis.register_script(STATS_LUA)(args=args))
     n = len(statuses)
     by_status = {s: int(c) for s, c in zip(statuses, reply[:n], strict=True)}
     created, running, hist, slow = int(reply[n]), int(reply[n + 1]), reply[n + 2], reply[n + 3]
