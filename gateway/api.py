@@ -9,7 +9,8 @@ When ``api_key`` is set, every endpoint but the description needs
 ``Authorization: Bearer <api_key>``; when it is empty the API is open (development only,
 and the gateway warns at start). :func:`authorized` is the one place that decides.
 
-Errors are ``{"error": {"code": ..., "message": ...}}`` with status 400 (not JSON),
+Errors are ``{"error": {"code": ..., "message": ...}}`` with status 400 (not JSON, an
+unknown query parameter, a malformed cursor),
 401 (no or wrong key), 404 (unknown task, alert or host), 409 (the change does not fit the
 task's state), 413 (body too large), 422 (a malformed field) or 503 (Redis unreachable).
 """
@@ -34,7 +35,6 @@ from gateway.api_schema import (
     PublishRequest,
     PublishResult,
     ResolveRequest,
-    TaskList,
     openapi_document,
 )
 from gateway.logsafe import printable
@@ -45,6 +45,7 @@ from shared.channels import InvalidChannel, check_channel
 from shared.settings import Settings
 from shared.state.alerts import AlertStore, UnknownAlert
 from shared.state.hosts import read_host, read_hosts
+from shared.state.task_query import InvalidCursor
 from shared.state.task_store import TaskStore
 from shared.state.tasks import (
     Cancel,
@@ -162,6 +163,8 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return _error(exc.status, exc.code, exc.message)
         except UnknownTask as exc:
             return _error(404, exc.code, str(exc))
+        except InvalidCursor as exc:
+            return _error(400, exc.code, str(exc))
         except InvalidTask as exc:
             return _error(422, exc.code, str(exc))
         except TaskError as exc:
@@ -239,17 +242,6 @@ async def _get_task(request: Request, api: Api) -> Any:
     return await api.tasks.get(request.path_params["project"], request.path_params["task_id"])
 
 
-async def _project_tasks(request: Request, api: Api) -> Any:
-    project = request.path_params["project"]
-    raw = request.query_params.get("limit", "100")
-    # ASCII digits only ("²".isdigit() is true, int("²") fails), and at most 4 of them
-    # before int() runs: a 5,000-digit number is refused without converting it.
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 1000:
-        raise _Fail(422, "invalid_query", "limit must be a whole number in 1-1000")
-    tasks = await api.tasks.project_tasks(project, int(raw))
-    return TaskList(project=project, tasks=tasks)
-
-
 async def _metrics(request: Request, api: Api) -> Any:
     redis = api.need_redis()
     hosts = await read_hosts(redis, api.settings.key_prefix)
@@ -282,7 +274,6 @@ routes = [
     Route("/api/openapi.json", _openapi, methods=["GET"]),
     Route("/api/publish", _endpoint(_publish), methods=["POST"]),
     Route("/api/tasks", _endpoint(_create_task), methods=["POST"]),
-    Route("/api/tasks/{project}", _endpoint(_project_tasks), methods=["GET"]),
     Route("/api/tasks/{project}/{task_id}", _endpoint(_get_task), methods=["GET"]),
     Route("/api/tasks/{project}/{task_id}/{action}", _endpoint(_task_action), methods=["POST"]),
     Route("/api/metrics", _endpoint(_metrics), methods=["GET"]),

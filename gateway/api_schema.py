@@ -14,11 +14,14 @@ import msgspec
 
 from gateway.notifications_schema import NOTIFICATION_KINDS, notification_paths
 from shared.state.alerts import Alert, AlertsState
+from shared.state.task_log import LogPage
+from shared.state.task_query import TaskStats
 from shared.state.tasks import (
     Cancel,
     Complete,
     Create,
     Fail,
+    GroupState,
     Log,
     Pause,
     Progress,
@@ -68,10 +71,12 @@ class ResolveRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class TaskList(msgspec.Struct, kw_only=True):
-    """A project's tasks, the most recently changed first."""
+    """A page of tasks (of one project, or of all when ``project`` is null), newest first;
+    ``cursor`` fetches the next page (null: no more)."""
 
-    project: str
+    project: str | None
     tasks: list[TaskState]
+    cursor: str | None = None
 
 
 class ApiError(msgspec.Struct, kw_only=True):
@@ -168,7 +173,7 @@ def _required(body: dict[str, Any]) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     meaning = {
-        400: "The body is not JSON",
+        400: "The body is not JSON, an unknown query parameter, or a malformed cursor",
         401: "No or wrong API key",
         404: "No such task, alert, host or revocation",
         409: "The change does not fit the task's status, or the id is taken",
@@ -201,12 +206,17 @@ def _apply_rules(components: dict[str, Any]) -> None:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of ``/api``."""
+    from gateway.task_api_schema import task_query_paths  # it builds on the helpers here
+
     kinds: list[type[Any]] = [
         PublishRequest,
         PublishResult,
         Create,
         TaskState,
         TaskList,
+        TaskStats,
+        LogPage,
+        GroupState,
         Alert,
         AlertsState,
         ResolveRequest,
@@ -248,27 +258,6 @@ def openapi_document() -> dict[str, Any]:
                     "201": _json(_ref(TaskState), "Created (queued)"),
                     **_errors(400, 409, 413, 422, 503),
                 },
-            }
-        },
-        "/api/tasks/{project}": {
-            "get": {
-                "summary": "State of a project's tasks, the most recently changed first",
-                "parameters": [
-                    project,
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    },
-                ],
-                "responses": {"200": _json(_ref(TaskList), "Tasks"), **_errors(422, 503)},
-            }
-        },
-        "/api/tasks/{project}/{task_id}": {
-            "get": {
-                "summary": "State of one task",
-                "parameters": [project, task_id],
-                "responses": {"200": _json(_ref(TaskState), "Task"), **_errors(404, 422, 503)},
             }
         },
         "/api/metrics": {
@@ -316,18 +305,22 @@ def openapi_document() -> dict[str, Any]:
         **_revocation_paths(user),
         **notification_paths(project, task_id, _path, _json, _ref, _errors),
     }
+    for path, operations in task_query_paths(project, task_id).items():
+        paths.setdefault(path, {}).update(operations)  # GET beside POST /api/tasks, ...
     for action, (kind, summary) in _ACTIONS.items():
-        paths[f"/api/tasks/{{project}}/{{task_id}}/{action}"] = {
-            "post": {
-                "summary": summary,
-                "parameters": [project, task_id],
-                "requestBody": _json(_ref(kind), "The change"),
-                "responses": {
-                    "200": _json(_ref(TaskState), "The state after the change"),
-                    **_errors(400, 404, 409, 413, 422, 503),
-                },
+        paths.setdefault(f"/api/tasks/{{project}}/{{task_id}}/{action}", {}).update(
+            {
+                "post": {
+                    "summary": summary,
+                    "parameters": [project, task_id],
+                    "requestBody": _json(_ref(kind), "The change"),
+                    "responses": {
+                        "200": _json(_ref(TaskState), "The state after the change"),
+                        **_errors(400, 404, 409, 413, 422, 503),
+                    },
+                }
             }
-        }
+        )
     return {
         "openapi": "3.1.0",
         "info": {

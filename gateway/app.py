@@ -20,6 +20,7 @@ from gateway import (
     notifications_api,
     observe,
     revocation_api,
+    task_api,
 )
 from gateway.heartbeat import run_heartbeat
 from gateway.hub import Hub
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/poll", poll),
             WebSocketRoute("/ws", websocket_fallback),
             *dashboard.routes,
+            *task_api.routes,
             *api.routes,
             *api_metrics.routes,
             *api_events.routes,

@@ -33,6 +33,8 @@ from typing import Any, Self
 from publisher.publish import AsyncPublisher
 from shared.broker import BrokerUnavailable
 from shared.settings import Settings
+from shared.state.task_log import LogPage
+from shared.state.task_query import TaskPage, TaskQuery, TaskStats, window_bounds
 from shared.state.task_store import TaskStore
 from shared.state.tasks import (
     FINAL,
@@ -81,9 +83,12 @@ class Tasks:
         total_steps: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         owner: str | None = None,
+        tags: Iterable[str] = (),
+        group: str | None = None,
     ) -> Task:
-        """Create a queued task; an empty ``id`` gets a random one. ``owner`` (a user id) is
-        notified when it ends, unless a notification rule says otherwise.
+        """Create a queued task; an empty ``id`` gets a random one. ``owner`` (a user id)
+        is notified when it ends, unless a notification rule says otherwise; ``owner`` and
+        ``tags`` are query filters; tasks sharing a ``group`` get aggregate progress.
 
         Raises:
             InvalidTask: a malformed argument. TaskExists: the id is taken.
@@ -98,6 +103,8 @@ class Tasks:
                 total_steps=total_steps,
                 metadata=dict(metadata or {}),
                 owner=owner,
+                tags=list(tags),
+                group=group,
             )
         )
         return Task(self.store, state)
@@ -111,6 +118,9 @@ class Tasks:
         id: str = "",
         type: str = "workflow",
         metadata: Mapping[str, Any] | None = None,
+        owner: str | None = None,
+        tags: Iterable[str] = (),
+        group: str | None = None,
     ) -> Workflow:
         """Create a queued workflow with named phases (``name`` or ``(name, weight)``; a
         phase's weight is its share of the overall percent, 1 by default)."""
@@ -122,6 +132,9 @@ class Tasks:
                 name=name,
                 type=type,
                 metadata=dict(metadata or {}),
+                owner=owner,
+                tags=list(tags),
+                group=group,
                 phases=specs,
             )
         )
@@ -131,6 +144,45 @@ class Tasks:
         """A handle on an existing task or workflow (raises UnknownTask)."""
         state = await self.store.get(project, task_id)
         return Workflow(self.store, state) if state.kind == "workflow" else Task(self.store, state)
+
+    async def query(self, **filters: Any) -> TaskPage:
+        """A page of tasks, newest first: ``project`` (None: all), ``status``, ``type``,
+        ``owner``, ``tag``, ``since``/``until``, ``sort`` (``created`` or ``updated``),
+        ``limit`` and the ``cursor`` of the page before (see :class:`TaskQuery`)."""
+        return await self.store.query(TaskQuery(**filters))
+
+    async def stats(
+        self,
+        project: str | None = None,
+        *,
+        window: str | None = "day",
+        since: float | None = None,
+        until: float | None = None,
+    ) -> TaskStats:
+        """Statistics over the last ``hour``, ``day`` or ``week``, or ``since``..``until``
+        (Unix seconds; either given overrides ``window``)."""
+        since, until = window_bounds(window, since, until)
+        return await self.store.stats(project, since, until)
+
+    async def delete(self, project: str, task_id: str) -> TaskState:
+        """Delete a task, its log and index entries; ``task.deleted`` is published."""
+        return await self.store.delete(project, task_id)
+
+    async def read_log(
+        self,
+        project: str,
+        task_id: str,
+        *,
+        level: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> LogPage:
+        """A task's log, newest first: lines at ``level`` or above that contain ``search``;
+        ``cursor`` (from the page before) goes further back."""
+        return await self.store.log(
+            project, task_id, level=level, search=search, limit=limit, cursor=cursor
+        )
 
     @contextlib.asynccontextmanager
     async def run(self, project: str, name: str = "", **kwargs: Any) -> AsyncIterator[Task]:
@@ -200,9 +252,12 @@ class _Unit(abc.ABC):
             )
         )
 
-    async def log(self, message: str, level: str = "info") -> None:
-        """A log line: ``debug``, ``info``, ``warning`` or ``error``."""
-        await self._change(Log(phase=self._phase, message=message, level=level))
+    async def log(self, message: str, level: str = "info", **fields: Any) -> None:
+        """A log line: ``debug``, ``info``, ``warning``, ``error`` or ``critical``; keyword
+        arguments are its structured fields (JSON values)."""
+        await self._change(
+            Log(phase=self._phase, message=message, level=level, fields=fields or None)
+        )
 
     async def complete(self, result: Any = None, message: str | None = None) -> None:
         """Finish; ``result`` (a task's, not a phase's) is any JSON value."""

@@ -150,6 +150,10 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     """Frames one connection may send at once before ``frame_rate`` applies."""
     task_ttl: float = 86400.0
     """Seconds a task's state is kept in Redis after its last change."""
+    task_log_lines: int = 10000
+    """Lines of one task's log kept (the oldest go first); apart from channel history."""
+    task_log_age: float = 86400.0
+    """Seconds a line of a task's log is kept (lines older go at the next line's write)."""
     metrics_host: str = ""
     """Host name the metrics publisher reports as (default: this machine's name)."""
     metrics_interval: float = 5.0
@@ -207,6 +211,8 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             "poll_burst",
             "header_timeout",
             "task_ttl",
+            "task_log_lines",
+            "task_log_age",
             "metrics_interval",
             "alerts_interval",
             "alerts_recent",

@@ -259,4 +259,7 @@ async def test_task_state_expires_after_its_ttl(redis_server):
         await asyncio.sleep(1.3)
         with pytest.raises(UnknownTask):
             await tasks.get("tmp", "t1")
+        await tasks.create("tmp", "Again", id="t1")  # the id is free again
+        assert [t.name for t in await tasks.store.project_tasks("tmp")] == ["Again"]
+        await asyncio.sleep(1.3)
         assert await tasks.store.project_tasks("tmp") == []

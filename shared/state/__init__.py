@@ -9,8 +9,10 @@ and, for tasks and alerts, changes it the same way. Keys, with the default prefi
 - ``rc:metrics:sources``       sorted set: every metrics source (host or service) by last sample
 - ``rc:metrics:series:<src>``  hash: series (``metric`` or ``metric|entity``) -> newest value
 - ``rc:hist:<tier>:<src>|<series>`` sorted set: one tier of a series' history (history.py)
-- ``rc:{tasks.<p>}:task:<id>`` hash: ``v`` version, ``s`` task state (JSON); TTL ``task_ttl``
-- ``rc:{tasks.<p>}:tasks``     sorted set: task ids of project ``<p>`` by last change
+- ``rc:{tasks.<p>}:task:<id>`` hash: ``v`` version, ``s`` task state (JSON), ``x`` its index
+  entry; removed ``task_ttl`` after its last change (with its log and index entries)
+- ``rc:{tasks.<p>}:log:<id>``  stream: the task's kept log
+- ``rc:tasks:ix:...``          task indexes and statistics (:mod:`shared.state.task_scripts`)
 - ``rc:alerts:active``         hash: alert fingerprint (``rule@host``) -> active alert (JSON)
 - ``rc:alerts:order``          sorted set: fingerprints of active alerts by raise time
 - ``rc:alerts:recent``         list: the newest resolved alerts (JSON), newest first

@@ -27,6 +27,7 @@ import msgspec
 from shared.state.tasks import (
     FINAL,
     LOG_LEVELS,
+    LOG_LINE_LIMIT,
     Cancel,
     Change,
     Complete,
@@ -49,8 +50,10 @@ from shared.state.tasks import (
 __all__ = ["apply", "create"]
 
 _SHORT = 200  # names, types, step names
-_LONG = 4000  # messages, errors, log lines
+_LONG = 4000  # messages, errors
 _OWNER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # a user id, as in shared.state.notifications
+_TAGS = 16  # tags per task
+_encode = msgspec.json.Encoder().encode
 
 
 def _text(value: str | None, what: str, limit: int) -> str | None:
@@ -98,6 +101,8 @@ def create(change: Create, now: float) -> tuple[TaskState, TaskEvent]:
         name=_text(change.name, "name", _SHORT) or task_id,
         total_steps=_steps(change.total_steps),
         metadata=change.metadata,
+        tags=_tags(change.tags),
+        group=None if change.group is None else check_id(change.group, "group id"),
         phases=phases,
         owner=_owner(change.owner),
         created_at=now,
@@ -110,6 +115,12 @@ def _owner(owner: str | None) -> str | None:
     if owner is not None and not _OWNER.fullmatch(owner):
         raise InvalidTask(f"invalid owner {owner!r}: use 1-64 of A-Z a-z 0-9 _ - . @")
     return owner
+
+
+def _tags(tags: list[str]) -> list[str]:
+    if len(tags) > _TAGS:
+        raise InvalidTask(f"a task has at most {_TAGS} tags, got {len(tags)}")
+    return sorted({check_id(tag, "tag") for tag in tags})
 
 
 def apply(state: TaskState, change: Change, now: float) -> tuple[TaskState | None, TaskEvent]:
@@ -339,5 +350,18 @@ def _log(state: TaskState, change: Log, now: float) -> TaskEvent:
         id=state.id,
         phase=change.phase,
         level=change.level,
-        message=_text(change.message, "log message", _LONG),
+        message=_text(change.message, "log line", LOG_LINE_LIMIT),
+        fields=_fields(change.fields),
     )
+
+
+def _fields(fields: dict[str, object] | None) -> dict[str, object] | None:
+    if not fields:
+        return None
+    try:
+        size = len(_encode(fields))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidTask(f"log fields are not JSON-encodable: {exc}") from exc
+    if size > LOG_LINE_LIMIT:
+        raise InvalidTask(f"log fields are {size} bytes as JSON; the limit is {LOG_LINE_LIMIT}")
+    return fields

@@ -1,19 +1,24 @@
-"""Task state in Redis: every change checked, written and published in one step.
+"""Task state in Redis: every change checked, written, indexed and published in one step.
 
 A change is computed by :func:`shared.state.task_lifecycle.apply` from the state it read, then one
-script writes it only if the task's version is still the one read (else the change is
-computed again from the newer state), and publishes in the same step:
+script (:data:`shared.state.task_scripts.WRITE_LUA`) writes it only if the task's version is
+still the one read (else the change is computed again from the newer state), and in the
+same step updates the task's index entries, appends a log line to the task's log, updates
+its group, and publishes:
 
 - the event on ``tasks.<project>.<id>`` and on ``tasks.<project>``;
 - the new state on ``tasks.<project>.<id>@state`` (latest-value: a subscriber gets the
-  current state at once, also of a task that has finished).
+  current state at once, also of a task that has finished);
+- the group's counts on ``tasks.<project>.group.<group>`` when they change.
 
-The state expires ``task_ttl`` seconds after its last change.
+A task, its log and its index entries go ``task_ttl`` seconds after its last change.
+Queries, statistics and log reads are in :mod:`shared.state.task_query`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import time
@@ -26,50 +31,43 @@ from redis.exceptions import RedisError
 from shared.broker.base import BrokerUnavailable
 from shared.broker.redis_atomic import AtomicScript
 from shared.settings import Settings
+from shared.state import task_log, task_query
 from shared.state.notification_store import notify_task_finished
 from shared.state.task_lifecycle import apply, create
+from shared.state.task_scripts import DELETE_LUA, STATS_KEEP, WRITE_LUA
 from shared.state.tasks import (
     FINAL,
     Change,
     Create,
+    GroupState,
     InvalidTask,
+    Log,
+    LogLine,
     TaskError,
     TaskEvent,
     TaskExists,
     TaskState,
+    TaskStatus,
     UnknownTask,
     check_id,
 )
 
-__all__ = ["TaskStore", "project_channel", "state_channel", "task_channel"]
+__all__ = [
+    "TaskStore",
+    "duration_bin",
+    "group_channel",
+    "project_channel",
+    "state_channel",
+    "task_channel",
+]
 
-# Tasks of one project kept in its index; older ones drop out (their state still expires).
-INDEX_CAP = 1000
+log = logging.getLogger("relaycast.tasks")
+
 # Attempts of one change against concurrent writers of the same task, with jittered waits.
 _ATTEMPTS = 100
-
-# KEYS: record hash, project index (then the publishes', see shared.broker.redis_atomic).
-# ARGV: expected version ('' = must not exist), new version ('' = publish only), state JSON,
-# ttl, task id, score, index cap.
-# Returns {1, ''} when done, {0, current state JSON or ''} when the version did not match.
-_WRITE_LUA = """
-local current = redis.call('HGET', KEYS[1], 'v')
-if ARGV[1] == '' then
-  if current then return {0, redis.call('HGET', KEYS[1], 's')} end
-elseif current ~= ARGV[1] then
-  return {0, redis.call('HGET', KEYS[1], 's') or ''}
-end
-if ARGV[2] ~= '' then
-  redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
-  local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
-  if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1) end
-end
-publish_all()
-return {1, ''}
-"""
+_GROUP_COUNTS = ("total", "completed", "failed", "cancelled", "running")
+BIN_BASE = 1.1
+"""Duration bins of the statistics grow by 10%: a percentile is within 5% of the truth."""
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(TaskState).decode
@@ -90,6 +88,22 @@ def state_channel(project: str, task_id: str) -> str:
     return f"tasks.{project}.{task_id}@state"
 
 
+def group_channel(project: str, group: str) -> str:
+    """A group's aggregate progress (``group.changed`` events)."""
+    return f"tasks.{project}.group.{group}"
+
+
+def duration_bin(seconds: float) -> int:
+    """The statistics bin of a duration: bin ``b`` holds ``1ms * 1.1**b`` up to the next."""
+    return max(0, math.floor(math.log(max(seconds, 0.001) / 0.001, BIN_BASE)))
+
+
+def duration(state: TaskState) -> float:
+    """Seconds a finished task ran, pauses not counted."""
+    end = state.finished_at or state.updated_at
+    return max(0.0, end - (state.started_at or end) - state.paused_seconds)
+
+
 class TaskStore:
     """Create, change and read tasks in Redis. Safe to share between coroutines and to run
     in many processes at once: concurrent changes of one task are serialised by version."""
@@ -97,13 +111,18 @@ class TaskStore:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self._write = AtomicScript(redis, settings, _WRITE_LUA)
+        self._write = AtomicScript(redis, settings, WRITE_LUA)
+        self._delete = AtomicScript(redis, settings, DELETE_LUA)
 
     def _record_key(self, project: str, task_id: str) -> str:
         return f"{self.settings.key_prefix}:{{tasks.{project}}}:task:{task_id}"
 
-    def _index_key(self, project: str) -> str:
-        return f"{self.settings.key_prefix}:{{tasks.{project}}}:tasks"
+    def log_key(self, project: str, task_id: str) -> str:
+        """The stream holding a task's log."""
+        return f"{self.settings.key_prefix}:{{tasks.{project}}}:log:{task_id}"
+
+    def _group_key(self, project: str, group: str) -> str:
+        return f"{self.settings.key_prefix}:{{tasks.{project}}}:group:{group}"
 
     async def create(self, change: Create) -> TaskState:
         """Create a queued task (a workflow when ``change.phases`` is set).
@@ -113,7 +132,7 @@ class TaskStore:
             BrokerUnavailable: Redis cannot be reached.
         """
         state, event = create(change, time.time())
-        ok, _ = await self._commit(state, event, expected=None, write=True)
+        ok, _ = await self._commit(None, state, event)
         if not ok:
             raise TaskExists(f"task {state.id!r} already exists in project {state.project!r}")
         return state
@@ -132,12 +151,10 @@ class TaskStore:
         state = known or await self.get(project, task_id)
         for attempt in range(_ATTEMPTS):
             new, event = apply(state, change, time.time())
-            ok, current = await self._commit(
-                new or state, event, expected=state.version, write=new is not None
-            )
+            ok, current = await self._commit(state, new, event, line=change)
             if ok:
                 if new is not None and new.status in FINAL and state.status not in FINAL:
-                    await notify_task_finished(self.redis, self.settings, new)
+                    await self._finished(new)
                 return new or state
             if not current:
                 raise UnknownTask(f"no task {task_id!r} in project {project!r}")
@@ -155,29 +172,86 @@ class TaskStore:
         check_id(project, "project")
         check_id(task_id, "task id")
         raw = await self._call(self.redis.hget(self._record_key(project, task_id), "s"))
-        if raw is None:
+        state = None if raw is None else _decode_state(raw)
+        if state is None or state.updated_at < time.time() - self.settings.task_ttl:
+            raise UnknownTask(f"no task {task_id!r} in project {project!r}")  # or expired
+        return state
+
+    async def delete(self, project: str, task_id: str) -> TaskState:
+        """Delete a task: its state, its log, its index entries and its part in the
+        statistics; ``task.deleted`` goes out on its channels. Returns the last state.
+
+        Raises:
+            InvalidTask: a malformed id. UnknownTask: no such task.
+        """
+        check_id(project, "project")
+        check_id(task_id, "task id")
+        now = time.time()
+        event = _encode(TaskEvent(type="task.deleted", time=now, project=project, id=task_id))
+        publishes = [(task_channel(project, task_id), event), (project_channel(project), event)]
+        raw = await self._delete.run(
+            [], [self.settings.key_prefix, f"{project}/{task_id}"], publishes, now
+        )
+        if not raw:
             raise UnknownTask(f"no task {task_id!r} in project {project!r}")
         return _decode_state(raw)
 
     async def project_tasks(self, project: str, limit: int = 100) -> list[TaskState]:
         """States of a project's tasks, the most recently changed first."""
+        page = await self.query(task_query.TaskQuery(project=project, sort="updated", limit=limit))
+        return page.tasks
+
+    async def query(self, query: task_query.TaskQuery) -> task_query.TaskPage:
+        """One page of the tasks ``query`` selects (see :class:`task_query.TaskQuery`)."""
+        return await task_query.query(self.redis, self.settings, self._record_key, query)
+
+    async def stats(self, project: str | None, since: float, until: float) -> task_query.TaskStats:
+        """Statistics of a project (None: all projects) over ``since``..``until``."""
+        return await task_query.stats(
+            self.redis, self.settings, self._record_key, project, since, until
+        )
+
+    async def log(self, project: str, task_id: str, **filters: Any) -> task_log.LogPage:
+        """A page of a task's log, newest first (see :func:`task_log.read_log`)."""
+        await self.get(project, task_id)
+        return await task_log.read_log(self.redis, self.log_key(project, task_id), **filters)
+
+    async def group(self, project: str, group: str) -> GroupState:
+        """A group's aggregate progress.
+
+        Raises:
+            InvalidTask: a malformed id. UnknownTask: no task has this group (or it expired).
+        """
         check_id(project, "project")
-        index = self._index_key(project)
-        ids = await self._call(self.redis.zrevrange(index, 0, max(0, limit - 1)))
-        if not ids:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hget(self._record_key(project, task_id.decode()), "s")
-        raws = await self._call(pipe.execute())
-        gone = [task_id for task_id, raw in zip(ids, raws, strict=True) if raw is None]
-        if gone:
-            await self._call(self.redis.zrem(index, *gone))
-        return [_decode_state(raw) for raw in raws if raw is not None]
+        check_id(group, "group id")
+        raw = await self._call(self.redis.hgetall(self._group_key(project, group)))
+        if not raw:
+            raise UnknownTask(f"no group {group!r} in project {project!r}")
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        counts = {k: int(fields.get(k, 0)) for k in _GROUP_COUNTS}
+        return GroupState(
+            project=project,
+            group=group,
+            current=fields.get("current"),
+            updated_at=float(fields.get("updated_at", 0)),
+            **counts,
+        )
+
+    async def _finished(self, state: TaskState) -> None:
+        """The one place a task's reaching completed, failed or cancelled passes through,
+        once per task, after the change is written and published: its owner, or whoever the
+        notification rules name, is told (a notification that cannot be made is logged and
+        leaves the change standing)."""
+        log.debug("task %s/%s %s", state.project, state.id, state.status)
+        await notify_task_finished(self.redis, self.settings, state)
 
     async def _commit(
-        self, state: TaskState, event: TaskEvent, *, expected: int | None, write: bool
+        self, old: TaskState | None, new: TaskState | None, event: TaskEvent, line: Any = None
     ) -> tuple[bool, bytes]:
+        """Write ``new`` (None: publish only, for a log line) if ``old`` is still current
+        (None: the task must not exist yet)."""
+        state = new or old
+        assert state is not None
         now = event.time
         try:
             event_json = _encode(event)
@@ -189,18 +263,44 @@ class TaskStore:
             (task_channel(project, task_id), event_json),
             (project_channel(project), event_json),
         ]
-        if write:
+        if new is not None:
             publishes.append((state_channel(project, task_id), state_json))
+        delta = _group_delta(old, new)
+        if delta:
+            publishes.append((group_channel(project, delta["group"]), b""))
+        settings = self.settings
+        log_json = b""
+        if isinstance(line, Log):
+            log_json = _encode(
+                LogLine(
+                    id="",
+                    time=now,
+                    level=event.level or "info",
+                    message=event.message or "",
+                    phase=event.phase,
+                    fields=event.fields,
+                )
+            )
         args: list[Any] = [
-            "" if expected is None else expected,
-            state.version if write else "",
+            settings.key_prefix,
+            "" if old is None else old.version,
+            "" if new is None else new.version,
             state_json,
-            max(1, math.ceil(self.settings.task_ttl)),
-            task_id,
+            max(1, math.ceil(settings.task_ttl)),
+            _encode(_index_entry(state)),
+            "" if old is None else old.status.value,
+            log_json,
+            settings.task_log_lines,
+            f"{max(0, int((now - settings.task_log_age) * 1000))}-0",
+            _encode(delta) if delta else "",
             repr(now),
-            INDEX_CAP,
+            STATS_KEEP,
+            len(publishes) - 1,
         ]
-        keys = [self._record_key(project, task_id), self._index_key(project)]
+        group_key = (
+            self._group_key(project, delta["group"]) if delta else f"{settings.key_prefix}:-"
+        )
+        keys = [self._record_key(project, task_id), self.log_key(project, task_id), group_key]
         try:
             ok, current = await self._write.run(keys, args, publishes, now)
         except ValueError as exc:
@@ -212,3 +312,36 @@ class TaskStore:
             return await awaitable
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"redis: {exc}") from exc
+
+
+def _index_entry(state: TaskState) -> dict[str, Any]:
+    """What the scripts index a task by (``x`` in its record)."""
+    entry: dict[str, Any] = {
+        "p": state.project,
+        "id": state.id,
+        "c": state.created_at,
+        "s": state.status.value,
+        "t": state.type,
+        "o": state.owner or "",
+        "g": state.tags,
+    }
+    if state.status in FINAL:
+        took = duration(state)
+        entry.update(f=state.finished_at or state.updated_at, d=took, b=duration_bin(took))
+    return entry
+
+
+def _group_delta(old: TaskState | None, new: TaskState | None) -> dict[str, Any] | None:
+    """How a change moves its group's counts (None: not at all)."""
+    if new is None or new.group is None:
+        return None
+    if old is None:
+        return {"group": new.group, "total": 1}
+    if old.status is TaskStatus.QUEUED and new.status is TaskStatus.RUNNING:
+        return {"group": new.group, "running": 1, "current": new.id}
+    if new.status in FINAL and old.status not in FINAL:
+        delta: dict[str, Any] = {"group": new.group, new.status.value: 1, "ended": new.id}
+        if old.status is not TaskStatus.QUEUED:
+            delta["running"] = -1
+        return delta
+    return None

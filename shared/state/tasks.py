@@ -29,14 +29,18 @@ import msgspec
 
 __all__ = [
     "FINAL",
+    "LOG_LEVELS",
+    "LOG_LINE_LIMIT",
     "Cancel",
     "Change",
     "Complete",
     "Create",
     "Fail",
+    "GroupState",
     "InvalidTask",
     "InvalidTransition",
     "Log",
+    "LogLine",
     "Pause",
     "PhaseSpec",
     "PhaseState",
@@ -54,7 +58,10 @@ __all__ = [
 
 PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-LOG_LEVELS = ("debug", "info", "warning", "error")
+TAG = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_LINE_LIMIT = 4000
+"""Characters of one log line, and bytes of its fields as JSON; longer lines are refused."""
 
 
 class TaskError(ValueError):
@@ -131,6 +138,13 @@ class TaskState(msgspec.Struct, kw_only=True):
     step_name: str | None = None
     message: str | None = None
     metadata: dict[str, Any] = {}
+    owner: str | None = None
+    """Who the task belongs to (a user id): notified when it ends, by default; a filter of
+    queries and statistics."""
+    tags: list[str] = []
+    """Free-form labels; a query's ``tag`` filter matches any of them."""
+    group: str | None = None
+    """The group (batch, session) the task belongs to; see :class:`GroupState`."""
     result: Any = None
     error: str | None = None
     created_at: float
@@ -138,8 +152,6 @@ class TaskState(msgspec.Struct, kw_only=True):
     started_at: float | None = None
     finished_at: float | None = None
     paused_at: float | None = None
-    owner: str | None = None
-    """Who the task belongs to (a user id): notified when it ends, by default."""
     paused_seconds: float = 0.0
     """Time spent paused; not counted in the rate behind ``eta_seconds``."""
     eta_seconds: float | None = None
@@ -166,6 +178,36 @@ class TaskEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     phase: str | None = None
     level: str | None = None
     message: str | None = None
+    fields: dict[str, Any] | None = None
+
+
+class GroupState(msgspec.Struct, kw_only=True):
+    """Aggregate progress of a group of tasks, on ``tasks.<project>.group.<group>``.
+
+    Every task created with the same ``group`` counts; ``current`` is the task started last
+    (None once it ends). One ``group.changed`` event per change of these numbers.
+    """
+
+    project: str
+    group: str
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    running: int = 0
+    current: str | None = None
+    updated_at: float = 0.0
+
+
+class LogLine(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One stored line of a task's log. ``id`` orders lines and is a paging cursor."""
+
+    id: str
+    time: float
+    level: str
+    message: str
+    phase: str | None = None
+    fields: dict[str, Any] | None = None
 
 
 # --- changes ---------------------------------------------------------------------------------
@@ -192,8 +234,10 @@ class Create(_Change):
     type: str = "task"
     total_steps: int | None = None
     metadata: dict[str, Any] = {}
-    phases: list[PhaseSpec] | None = None
     owner: str | None = None
+    tags: list[str] = []
+    group: str | None = None
+    phases: list[PhaseSpec] | None = None
 
 
 class Start(_Change):
@@ -216,11 +260,13 @@ class Progress(_Change):
 
 
 class Log(_Change):
-    """A log line (``debug``, ``info``, ``warning`` or ``error``); changes no state."""
+    """A log line (``debug``, ``info``, ``warning``, ``error`` or ``critical``) with
+    optional structured ``fields``; changes no state, and is kept in the task's log."""
 
     message: str
     level: str = "info"
     phase: str | None = None
+    fields: dict[str, Any] | None = None
 
 
 class Pause(_Change):
@@ -266,6 +312,9 @@ def check_id(value: object, what: str = "task id") -> str:
         InvalidTask: it is not; the message gives the rule.
     """
     pattern, limit = (PROJECT_ID, 32) if what == "project" else (TASK_ID, 64)
+    if what == "tag":
+        pattern, limit = TAG, 64
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise InvalidTask(f"invalid {what} {value!r}: use 1-{limit} of A-Z a-z 0-9 _ -")
+        extra = " . :" if what == "tag" else ""
+        raise InvalidTask(f"invalid {what} {value!r}: use 1-{limit} of A-Z a-z 0-9 _ -{extra}")
     return value

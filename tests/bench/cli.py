@@ -21,7 +21,7 @@ from tests.bench.scenarios import SCENARIOS, Params
 
 __all__ = ["add_parser", "run_bench"]
 
-CHOICES = [*SCENARIOS, "ceiling", "hotpath", "redis", "history"]
+CHOICES = [*SCENARIOS, "ceiling", "hotpath", "redis", "history", "tasks"]
 
 
 def add_parser(sub: Any) -> None:
@@ -29,7 +29,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "bench",
         help="measure gateways: fanout, channels, idle, replay, sweep, overload, ceiling,"
-        " hotpath; and Redis alone: redis, history",
+        " hotpath; and Redis alone: redis, history, tasks",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -57,6 +57,7 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="redis: comma-separated counts of connections standing in for gateways",
     )
+    p.add_argument("--tasks", type=int, default=100_000, help="tasks: how many to seed")
     p.add_argument("--loaders", type=int, default=0, help="load processes (0: auto)")
     p.add_argument("--sources", type=int, default=4, help="source addresses 127.0.0.1..N")
     p.add_argument("--gateways", type=int, default=1, help="gateways to start")
@@ -132,6 +133,10 @@ def run_bench(args: argparse.Namespace) -> int:
             from tests.bench.hotpath import hotpath
 
             result = hotpath(rig, params)
+        elif args.scenario == "tasks":
+            from tests.bench.task_queries import task_queries
+
+            result = task_queries(rig, params, args.tasks)
         elif args.scenario == "redis":
             from tests.bench.redis_ceiling import redis_ceiling
 

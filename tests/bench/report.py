@@ -191,6 +191,14 @@ def table(result: Mapping[str, Any]) -> str:
         if "redis_us_per_delivery" in step:
             text += f" ({step['redis_us_per_delivery']} µs per delivery)"
         row(f"  {step['subscribers']} subscribed", text)
+    if "timings_ms" in result:
+        parts = (
+            f"state: {result['record_bytes']:,}; indexes and statistics:"
+            f" {result.get('index_bytes_per_task', 0):,}; the rest is channel history"
+        )
+        row("memory", f"{result['bytes_per_task']:,} bytes per task in all ({parts})")
+        for name, t in result["timings_ms"].items():
+            row("", f"{name}: p50 {t['p50']} ms, p99 {t['p99']} ms, max {t['max']} ms")
     if result.get("problems"):
         row("PROBLEMS", "; ".join(result["problems"]))
     return "\n".join(lines)

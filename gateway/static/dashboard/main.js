@@ -22,6 +22,7 @@ import { openRelaycast } from "../sdk/relaycast-shared.js";
 import { Alerts } from "./alerts.js";
 import { Metrics } from "./metrics.js";
 import { Notifications, tokenUser } from "./notifications.js";
+import { TaskExplorer } from "./task_explorer.js";
 import { Tasks } from "./tasks.js";
 
 const params = new URLSearchParams(location.search);
@@ -53,6 +54,7 @@ const stored = JSON.parse(localStorage.getItem(PROJECTS_KEY) || "null");
 new Tasks(rc, list("projects").length ? list("projects") : stored || DEMO_PROJECTS, (projects) =>
   localStorage.setItem(PROJECTS_KEY, JSON.stringify(projects)),
 );
+window.taskExplorer = new TaskExplorer(); // for the console, and for tests
 
 const token = localStorage.getItem(TOKEN_KEY);
 new Notifications(rc, { user: params.get("user") || (token && tokenUser(token)), follow: list("follow") });

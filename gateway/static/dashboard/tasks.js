@@ -103,6 +103,12 @@ export class Tasks {
   }
 
   _event(entry, event) {
+    if (event.type === "task.deleted") {
+      entry.tasks.get(event.id)?.el.remove();
+      entry.tasks.delete(event.id);
+      this._order(entry);
+      return;
+    }
     const task = this._task(entry, event.id, event.task);
     if (!task) return;
     task.events += 1;
