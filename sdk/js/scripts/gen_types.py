@@ -23,6 +23,7 @@ from publisher.metrics import FleetSnapshot
 from publisher.sampler import HostSnapshot
 from shared import protocol
 from shared.state.alerts import AlertEvent, AlertsState
+from shared.state.notifications import NotificationEvent
 from shared.state.tasks import TaskEvent, TaskState
 
 FRAMES = {
@@ -49,6 +50,11 @@ ROOTS: list[tuple[str, Any, str]] = [
     ("AlertsStatePayload", AlertsState, "On `alerts@state`: the active and recent alerts."),
     ("HostSnapshotPayload", HostSnapshot, "On `metrics.host.<host>`: a host's newest sample."),
     ("FleetSnapshotPayload", FleetSnapshot, "On `metrics.fleet`: every host's summary."),
+    (
+        "NotificationEventPayload",
+        NotificationEvent,
+        "On `notifications.<user>`: a notification created, read or deleted.",
+    ),
 ]
 
 HEADER = """\

@@ -17,7 +17,7 @@ export interface Alert {
   value: number;
   raised_at: number;
   resolved_at: number | null;
-  resolved_by: "auto" | "manual" | null;
+  resolved_by: "auto" | "manual" | "service" | null;
   resolved_value: number | null;
   note: string | null;
 }
@@ -149,6 +149,42 @@ export interface Net {
   drops_per_s: number;
 }
 
+/** One notification of one user. `created_at` is in seconds since the epoch. */
+export interface Notification {
+  id: string;
+  user: string;
+  title: string;
+  body: string;
+  type: "error" | "info" | "progress" | "success" | "warning";
+  priority: "high" | "low" | "normal" | "urgent";
+  project: string | null;
+  task_id: string | null;
+  link: string | null;
+  read: boolean;
+  created_at: number;
+}
+
+/** On `notifications.<user>`: a new notification, and the user's unread count with it. */
+export interface NotificationCreated {
+  type: "notification.created";
+  unread: number;
+  notification: Notification;
+}
+
+/** On `notifications.<user>`: a notification was deleted; `unread` is the count after. */
+export interface NotificationDeleted {
+  type: "notification.deleted";
+  id: string;
+  unread: number;
+}
+
+/** On `notifications.<user>`: one notification (`id`) or, without an `id`, every one was marked read; `unread` is the count after. */
+export interface NotificationRead {
+  type: "notification.read";
+  unread: number;
+  id?: string;
+}
+
 /** One phase of a workflow. */
 export interface PhaseState {
   name: string;
@@ -244,6 +280,7 @@ export interface TaskState {
   started_at: number | null;
   finished_at: number | null;
   paused_at: number | null;
+  owner: string | null;
   paused_seconds: number;
   eta_seconds: number | null;
   phases: PhaseState[];
@@ -289,3 +326,6 @@ export type HostSnapshotPayload = HostSnapshot;
 
 /** On `metrics.fleet`: every host's summary. */
 export type FleetSnapshotPayload = FleetSnapshot;
+
+/** On `notifications.<user>`: a notification created, read or deleted. */
+export type NotificationEventPayload = NotificationCreated | NotificationRead | NotificationDeleted;
