@@ -17,6 +17,8 @@ import msgspec
 
 from shared.state.alerts import ALERTS_CHANNEL, AlertEvent, AlertsState
 from shared.state.alerts import STATE_CHANNEL as ALERTS_STATE_CHANNEL
+from shared.state.hosts import FLEET_CHANNEL
+from shared.state.metrics import FleetSnapshot, HostSnapshot, SourceSnapshot
 from shared.state.notifications import NotificationEvent
 from shared.state.tasks import TaskEvent, TaskState
 
@@ -43,6 +45,9 @@ BUILT_IN_EVENTS: list[tuple[str, EventType]] = [
     (ALERTS_STATE_CHANNEL, AlertsState),
     (ALERTS_CHANNEL, AlertEvent),
     ("notifications.*", NotificationEvent),
+    ("metrics.host.*", HostSnapshot),  # unless a host publishes a mapping of its own
+    (FLEET_CHANNEL, FleetSnapshot),
+    ("metrics.source.*", SourceSnapshot),
 ]
 """Channel pattern (shell-style, the whole name) → the Struct published there. The first
 match wins; :func:`register_event` puts new entries in front."""
@@ -52,7 +57,8 @@ _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 def register_event(pattern: str, struct: EventType) -> None:
     """Decode messages of channels matching ``pattern`` into ``struct`` (``message.event``),
-    before the built-in entries: e.g. ``register_event("metrics.host.*", HostSnapshot)``."""
+    before the built-in entries: e.g. ``register_event("orders.*", Order)``, or a Struct of
+    your own for a host that publishes its own metrics on ``metrics.host.<host>``."""
     BUILT_IN_EVENTS.insert(0, (pattern, struct))
 
 

@@ -195,6 +195,22 @@ export interface RefreshFrame {
     type: "refresh";
     token: string;
 }
+/** A series' newest value, as kept in its source's hash and published. */
+export interface SeriesInfo {
+    metric: string;
+    entity: string;
+    kind: string;
+    unit: string;
+    value: number;
+    time: number;
+}
+/** Published on `metrics.source.<source>` after each batch: every series of the source, each with its newest value (`time` and `interval` are the batch's; a counter's value is its rate per second over `interval`). */
+export interface SourceSnapshot {
+    source: string;
+    time: number;
+    interval: number;
+    series: SeriesInfo[];
+}
 /** Start receiving a channel. With `since`, first replay what came after it. */
 export interface SubscribeFrame {
     type: "subscribe";
@@ -282,5 +298,7 @@ export type AlertsStatePayload = AlertsState;
 export type HostSnapshotPayload = HostSnapshot;
 /** On `metrics.fleet`: every host's summary. */
 export type FleetSnapshotPayload = FleetSnapshot;
+/** On `metrics.source.<source>`: every series of a service's own metrics. */
+export type SourceSnapshotPayload = SourceSnapshot;
 /** On `notifications.<user>`: a notification created, read or deleted. */
 export type NotificationEventPayload = NotificationCreated | NotificationRead | NotificationDeleted;
