@@ -3,10 +3,11 @@
 Channels (both latest-value: a subscriber gets the newest value at once, and a slow one
 gets the newest value rather than a backlog):
 
-- ``metrics.host.<host>``: this host's :class:`~publisher.sampler.HostSnapshot`, every
+- ``metrics.host.<host>``: this host's :class:`~shared.state.metrics.HostSnapshot`, every
   ``metrics_interval``.
-- ``metrics.fleet``: a :class:`FleetSnapshot`, one :class:`HostSummary` per host, published
-  by one metrics process of the fleet at a time (whoever takes the turn in Redis).
+- ``metrics.fleet``: a :class:`~shared.state.metrics.FleetSnapshot`, one
+  :class:`~shared.state.metrics.HostSummary` per host, published by one metrics process
+  of the fleet at a time (whoever takes the turn in Redis).
 
 Every ``metrics_interval`` the publisher asks Redis whether anyone listens: a gateway
 subscribed to its host channel or the fleet channel (``PUBSUB NUMSUB``), or an alerts
@@ -33,7 +34,7 @@ from redis.exceptions import RedisError
 from publisher.health import Health, serve_health
 from publisher.publish import AsyncPublisher
 from publisher.rounds import run_rounds
-from publisher.sampler import HostSnapshot, Sampler
+from publisher.sampler import Sampler
 from shared.broker import BrokerUnavailable
 from shared.broker.redis_url import async_command_client, parse_redis_url
 from shared.protocol import Position
@@ -48,6 +49,7 @@ from shared.state.hosts import (
     hosts_key,
     read_hosts,
 )
+from shared.state.metrics import FleetSnapshot, HostSnapshot, HostSummary
 from shared.state.series import flatten, unit_of
 
 __all__ = ["FleetSnapshot", "HostSummary", "MetricsPublisher", "run_metrics", "summarise"]
@@ -56,30 +58,6 @@ log = logging.getLogger("relaycast.metrics")
 
 # Hosts silent for this long drop out of the fleet (and of rc:metrics:hosts).
 FORGET_AFTER = 86400.0
-
-
-class HostSummary(msgspec.Struct, kw_only=True):
-    """One host in ``metrics.fleet``; a field is null when the host does not report it."""
-
-    host: str
-    time: float
-    stale: bool
-    cpu: float | None = None
-    memory: float | None = None
-    swap: float | None = None
-    disk: float | None = None
-    load_1m: float | None = None
-    net_recv_bytes_per_s: float | None = None
-    net_sent_bytes_per_s: float | None = None
-    processes: int | None = None
-    uptime: float | None = None
-
-
-class FleetSnapshot(msgspec.Struct, kw_only=True):
-    """Published on ``metrics.fleet``: every host that reported in the last day."""
-
-    time: float
-    hosts: list[HostSummary]
 
 
 # --- fleet ------------------------------------------------------------------------------------

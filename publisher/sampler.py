@@ -1,7 +1,7 @@
 """Sample this host with psutil: the snapshot published on ``metrics.host.<host>``.
 
-:class:`HostSnapshot` is the message; its field paths (``cpu.percent``, ``load.1m``,
-``disk.max_percent``...) are what alert rules name. docs/publishers.md lists every field.
+:class:`~shared.state.metrics.HostSnapshot` is the message (defined with the other
+metrics payloads, so subscribers need not import the publisher).
 """
 
 from __future__ import annotations
@@ -9,86 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import msgspec
 import psutil
+
+from shared.state.metrics import Cpu, Disk, HostSnapshot, Load, Memory, Mount, Net, Swap
 
 __all__ = ["HostSnapshot", "Sampler"]
 
 _SKIP_FS = {"squashfs", "tmpfs", "devtmpfs", "proc", "sysfs", "overlayfs-ro", "iso9660"}
 _MAX_MOUNTS = 16
-
-
-class Cpu(msgspec.Struct):
-    percent: float
-    per_core: list[float]
-    count: int
-
-
-class Memory(msgspec.Struct):
-    total: int
-    available: int
-    used: int
-    percent: float
-
-
-class Swap(msgspec.Struct):
-    total: int
-    used: int
-    percent: float
-
-
-class Mount(msgspec.Struct):
-    mount: str
-    total: int
-    used: int
-    free: int
-    percent: float
-
-
-class Disk(msgspec.Struct):
-    percent: float
-    """Usage of the root file system."""
-    max_percent: float
-    """Usage of the fullest mounted file system."""
-    mounts: list[Mount]
-    read_bytes_per_s: float
-    write_bytes_per_s: float
-    read_ops_per_s: float
-    write_ops_per_s: float
-
-
-class Net(msgspec.Struct):
-    recv_bytes_per_s: float
-    sent_bytes_per_s: float
-    recv_packets_per_s: float
-    sent_packets_per_s: float
-    errors_per_s: float
-    drops_per_s: float
-
-
-class Load(msgspec.Struct):
-    m1: float = msgspec.field(name="1m")
-    m5: float = msgspec.field(name="5m")
-    m15: float = msgspec.field(name="15m")
-    per_core_1m: float
-
-
-class HostSnapshot(msgspec.Struct, kw_only=True):
-    """One sample of a host, as published on ``metrics.host.<host>``. Rates are per second
-    over the time since the previous sample; sizes are bytes; percents are 0-100."""
-
-    host: str
-    time: float
-    interval: float
-    """Seconds until the next sample is due (the snapshot is stale after three)."""
-    cpu: Cpu
-    memory: Memory
-    swap: Swap
-    disk: Disk
-    net: Net
-    load: Load
-    processes: int
-    uptime: float
 
 
 class Sampler:

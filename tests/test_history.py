@@ -9,11 +9,14 @@ import time
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import redis
 
+from gateway.client import Client, Message
 from publisher.service_metrics import ServiceMetrics
 from shared.settings import Settings
+from shared.state.metrics import SeriesInfo, SourceSnapshot
 from shared.state.series import InvalidSample
 from tests.helpers import GatewayProcess, open_ws, recv_json, subscribe, wait_until
 from tests.publishers import PublisherProcess
@@ -148,6 +151,31 @@ async def test_the_library_sends_batches_and_refuses_bad_values_at_once(redis_se
         assert [p[1] for p in history.points] == [3, 5]
         (handled,) = [s for s in await metrics.store.series("worker-1") if s.metric == "handled"]
         assert handled.kind == "counter" and handled.value > 0
+
+
+async def test_a_sources_channel_carries_snapshots_that_decode_into_their_struct(
+    redis_server, gateways
+):
+    gateway = GatewayProcess.start(gateways, redis_server.url)
+    settings = Settings.load({"redis_url": redis_server.url})
+    async with Client(gateway.ws_url, ["metrics.source.shop"]) as client:
+        await wait_until(lambda: len(client.positions) == 1, 10, "the subscription")
+        async with ServiceMetrics(source="shop", settings=settings) as metrics:
+            metrics.gauge("depth", 3, entity="q1", unit="jobs")
+            metrics.count("orders", 6)
+            await metrics.flush()
+        async with asyncio.timeout(15):
+            message = await anext(m async for m in client if isinstance(m, Message))
+    snapshot = message.event
+    assert isinstance(snapshot, SourceSnapshot) and snapshot.source == "shop"
+    assert 0 < snapshot.interval < 60
+    assert sorted(snapshot.series, key=lambda s: s.metric) == [
+        SeriesInfo(metric="depth", entity="q1", unit="jobs", value=3, time=snapshot.time),
+        SeriesInfo(
+            metric="orders", kind="counter", value=6 / snapshot.interval, time=snapshot.time
+        ),
+    ]
+    assert msgspec.to_builtins(snapshot) == message.data  # every field published, no other
 
 
 async def test_host_snapshots_go_into_history_in_the_publishing_step(

@@ -29,7 +29,8 @@ def test_frames_ts_is_what_the_structs_generate() -> None:
 def test_served_types_are_built_from_the_same_source() -> None:
     served = ROOT / "gateway" / "static" / "sdk" / "frames.d.ts"
     assert served.exists(), "gateway/static/sdk is built by `make sdk`"
-    for name in ("ServerFrame", "TaskEvent", "AlertEvent", "HostSnapshot", "FleetSnapshot"):
+    names = ("ServerFrame", "TaskEvent", "AlertEvent", "HostSnapshot", "FleetSnapshot")
+    for name in (*names, "SourceSnapshot", "NotificationCreated", "NotificationEventPayload"):
         assert f"export type {name} " in served.read_text() or (
             f"export interface {name} " in served.read_text()
         ), name

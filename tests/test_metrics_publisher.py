@@ -8,8 +8,10 @@ import time
 import msgspec
 import redis
 
+from gateway.client import Client, Message
 from publisher.metrics import MetricsPublisher, summarise
 from shared.settings import Settings
+from shared.state.metrics import FleetSnapshot, HostSnapshot
 from tests.helpers import GatewayProcess, open_ws, recv_json, subscribe, wait_until
 from tests.publishers import PublisherProcess
 from tests.rawws import CLOSE, RawWebSocket
@@ -110,6 +112,30 @@ async def test_the_fleet_channel_summarises_every_host(redis_server, gateways, p
     published = channel_offset(redis_server.url, "metrics.fleet") - start
     assert 1 <= published <= 9, published  # about 6 (one per 0.2s), not 12
     await ws.close()
+
+
+async def test_host_and_fleet_snapshots_decode_into_their_structs(redis_server, gateways):
+    gateway = GatewayProcess.start(gateways, redis_server.url)
+    metrics = MetricsPublisher(Settings.load({"redis_url": redis_server.url}), host="typed")
+    channels = ["metrics.host.typed", "metrics.fleet"]
+    got: dict[str, Message] = {}
+    async with Client(gateway.ws_url, channels) as client:
+        await wait_until(lambda: len(client.positions) == 2, 10, "two subscriptions")
+        await metrics.publish(await metrics.sample(1.0))
+        assert await metrics.publish_fleet()
+        async with asyncio.timeout(15):
+            async for message in client:
+                if isinstance(message, Message):
+                    got[message.channel] = message
+                    if len(got) == 2:
+                        break
+    await metrics.close()
+    host, fleet = got["metrics.host.typed"], got["metrics.fleet"]
+    assert isinstance(host.event, HostSnapshot) and host.event.host == "typed"
+    assert isinstance(fleet.event, FleetSnapshot)
+    assert [h.host for h in fleet.event.hosts] == ["typed"]
+    for message in (host, fleet):  # every field published, and no other
+        assert msgspec.to_builtins(message.event) == message.data
 
 
 async def test_a_slow_subscriber_gets_the_newest_snapshot_not_a_backlog(redis_server, gateways):

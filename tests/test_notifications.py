@@ -4,9 +4,22 @@ clear error."""
 
 from __future__ import annotations
 
-import httpx
+import asyncio
 
-from tests.helpers import GatewayProcess, open_ws, recv_json, subscribe
+import httpx
+import msgspec
+import redis.asyncio as aioredis
+
+from gateway.client import Client, Message
+from shared.settings import Settings
+from shared.state.notification_store import NotificationStore
+from shared.state.notifications import (
+    NewNotification,
+    NotificationCreated,
+    NotificationDeleted,
+    NotificationRead,
+)
+from tests.helpers import GatewayProcess, open_ws, recv_json, subscribe, wait_until
 
 KEY = "k3y-for-tests-only"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -49,6 +62,38 @@ async def test_a_users_notifications_are_kept_counted_read_and_deleted(redis_ser
         assert [n["read"] for n in (await http.get(users)).json()["notifications"]] == [True] * 2
         assert (await http.delete(f"{users}/{ids[3]}")).status_code == 404
     await ws.close()
+
+
+async def test_a_users_channel_carries_events_that_decode_into_their_structs(
+    redis_server, gateways
+):
+    gateway = GatewayProcess.start(gateways, redis_server.url)
+    redis = aioredis.Redis.from_url(redis_server.url)
+    store = NotificationStore(redis, Settings.load({"redis_url": redis_server.url}))
+    async with Client(gateway.ws_url, ["notifications.ivan"]) as client:
+        await wait_until(lambda: len(client.positions) == 1, 10, "the subscription")
+        first = await store.create(NewNotification(user="ivan", title="a", project="p"))
+        second = await store.create(NewNotification(user="ivan", title="b", link="/b"))
+        await store.mark_read("ivan", first.id)
+        await store.delete("ivan", second.id)
+        await store.mark_read("ivan")
+        got: list[Message] = []
+        async with asyncio.timeout(15):
+            async for event in client:
+                if isinstance(event, Message):
+                    got.append(event)
+                    if len(got) == 5:
+                        break
+    await redis.aclose()
+    assert [m.event for m in got] == [
+        NotificationCreated(unread=1, notification=first),
+        NotificationCreated(unread=2, notification=second),
+        NotificationRead(unread=1, id=first.id),
+        NotificationDeleted(id=second.id, unread=0),
+        NotificationRead(unread=0),
+    ]
+    for message in got:  # every field the script writes, and no other
+        assert msgspec.to_builtins(message.event) == message.data
 
 
 async def test_a_tasks_end_notifies_whom_its_rules_name(redis_server, gateways):

@@ -10,18 +10,23 @@ Struct has one decoder, built on first use and reused.
 from __future__ import annotations
 
 import fnmatch
+from types import UnionType
 from typing import Any, TypeVar
 
 import msgspec
 
 from shared.state.alerts import ALERTS_CHANNEL, AlertEvent, AlertsState
 from shared.state.alerts import STATE_CHANNEL as ALERTS_STATE_CHANNEL
+from shared.state.hosts import FLEET_CHANNEL
+from shared.state.metrics import FleetSnapshot, HostSnapshot, SourceSnapshot
+from shared.state.notifications import NotificationEvent
 from shared.state.tasks import TaskEvent, TaskState
 
 __all__ = [
     "BUILT_IN_EVENTS",
     "Connected",
     "Disconnected",
+    "EventType",
     "Message",
     "Reconnecting",
     "StateChange",
@@ -31,38 +36,46 @@ __all__ = [
 
 T = TypeVar("T")
 
-BUILT_IN_EVENTS: list[tuple[str, type[msgspec.Struct]]] = [
+EventType = type[msgspec.Struct] | UnionType
+"""A Struct, or a union of Structs tagged by a field (``NotificationEvent``)."""
+
+BUILT_IN_EVENTS: list[tuple[str, EventType]] = [
     ("tasks.*@state", TaskState),
     ("tasks.*", TaskEvent),  # a project's and one task's events; workflows' too (workflow.*)
     (ALERTS_STATE_CHANNEL, AlertsState),
     (ALERTS_CHANNEL, AlertEvent),
+    ("notifications.*", NotificationEvent),
+    ("metrics.host.*", HostSnapshot),  # unless a host publishes a mapping of its own
+    (FLEET_CHANNEL, FleetSnapshot),
+    ("metrics.source.*", SourceSnapshot),
 ]
 """Channel pattern (shell-style, the whole name) → the Struct published there. The first
 match wins; :func:`register_event` puts new entries in front."""
 
-_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
-def register_event(pattern: str, struct: type[msgspec.Struct]) -> None:
+def register_event(pattern: str, struct: EventType) -> None:
     """Decode messages of channels matching ``pattern`` into ``struct`` (``message.event``),
-    before the built-in entries: e.g. ``register_event("metrics.host.*", HostSnapshot)``."""
+    before the built-in entries: e.g. ``register_event("orders.*", Order)``, or a Struct of
+    your own for a host that publishes its own metrics on ``metrics.host.<host>``."""
     BUILT_IN_EVENTS.insert(0, (pattern, struct))
 
 
-def event_type(channel: str) -> type[msgspec.Struct] | None:
-    """The Struct published on ``channel``, or None for a channel of your own."""
+def event_type(channel: str) -> EventType | None:
+    """The Struct (or tagged union) published on ``channel``, or None for a channel of
+    your own."""
     for pattern, struct in BUILT_IN_EVENTS:
         if fnmatch.fnmatchcase(channel, pattern):
             return struct
     return None
 
 
-def _decode(raw: bytes, struct: type[T]) -> T:
+def _decode(raw: bytes, struct: Any) -> Any:
     decoder = _decoders.get(struct)
     if decoder is None:
         decoder = _decoders[struct] = msgspec.json.Decoder(struct)
-    value: T = decoder.decode(raw)
-    return value
+    return decoder.decode(raw)
 
 
 class Message:
@@ -91,8 +104,8 @@ class Message:
     @property
     def event(self) -> msgspec.Struct | None:
         """The message as the Struct of its channel (a :class:`TaskEvent` on ``tasks.*``,
-        an :class:`AlertEvent` on ``alerts``...), None on a channel with no registered
-        Struct.
+        an :class:`AlertEvent` on ``alerts``, a ``NotificationCreated`` on
+        ``notifications.<user>``...), None on a channel with no registered Struct.
 
         Raises:
             msgspec.ValidationError: the message does not have that Struct's shape.
@@ -109,7 +122,8 @@ class Message:
         Raises:
             msgspec.ValidationError: the message does not have that shape.
         """
-        return _decode(self.raw, struct)
+        value: T = _decode(self.raw, struct)
+        return value
 
     def __repr__(self) -> str:
         return f"Message(channel={self.channel!r}, offset={self.offset}, data={self.data!r})"

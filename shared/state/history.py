@@ -36,6 +36,7 @@ from shared.broker.redis_atomic import AtomicScript
 from shared.protocol import Position
 from shared.settings import Settings
 from shared.state.hosts import host_channel, hosts_key
+from shared.state.metrics import SeriesInfo
 from shared.state.series import (
     InvalidSample,
     Sample,
@@ -84,17 +85,6 @@ class SourceInfo(msgspec.Struct, kw_only=True):
 
     name: str
     kind: str
-
-
-class SeriesInfo(msgspec.Struct, kw_only=True):
-    """A series' newest value, as kept in its source's hash and published."""
-
-    metric: str
-    entity: str = ""
-    kind: str = "gauge"
-    unit: str = ""
-    value: float
-    time: float
 
 
 class History(msgspec.Struct, kw_only=True):
@@ -292,7 +282,8 @@ class HistoryStore:
     ) -> tuple[Position, int]:
         """Store a service's batch: gauges as they are, counters as increments over
         ``interval`` seconds (so as a rate per second); publish the source's every series
-        on ``metrics.source.<source>``. Returns the position and the series count written.
+        on ``metrics.source.<source>`` (a :class:`~shared.state.metrics.SourceSnapshot`).
+        Returns the position and the series count written.
 
         Raises:
             InvalidSample: a bad name or value, or past a cap; nothing was stored.

@@ -1,7 +1,8 @@
 """Notifications: what a user is told, who is told when a task ends, and where else it goes.
 
-The Structs here are the contract: :class:`Notification` is what a user's channel
-``notifications.<user>`` carries and the API returns; :class:`NewNotification` is the body
+The Structs here are the contract: :class:`Notification` is what the API returns, and
+:data:`NotificationEvent` what a user's channel ``notifications.<user>`` carries (one is
+created, read or deleted, with the unread count after it); :class:`NewNotification` is the body
 that creates one; :class:`NotifyRule` says who is notified when a task of a project (or one
 task) ends, and on which outcomes; :class:`Sink` is an external destination of a project's
 notifications (a webhook, a Slack-compatible incoming webhook, or email), and
@@ -29,8 +30,12 @@ __all__ = [
     "InvalidNotification",
     "NewNotification",
     "Notification",
+    "NotificationCreated",
+    "NotificationDeleted",
     "NotificationError",
+    "NotificationEvent",
     "NotificationList",
+    "NotificationRead",
     "NotifyRule",
     "Priority",
     "Sink",
@@ -134,6 +139,39 @@ class NotificationList(msgspec.Struct, kw_only=True):
     user: str
     unread: int
     notifications: list[Notification]
+
+
+class NotificationCreated(
+    msgspec.Struct, kw_only=True, tag="notification.created", tag_field="type"
+):
+    """On ``notifications.<user>``: a new notification, and the user's unread count with it."""
+
+    unread: int
+    notification: Notification
+
+
+class NotificationRead(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag="notification.read", tag_field="type"
+):
+    """On ``notifications.<user>``: one notification (``id``) or, without an ``id``,
+    every one was marked read; ``unread`` is the count after."""
+
+    unread: int
+    id: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class NotificationDeleted(
+    msgspec.Struct, kw_only=True, tag="notification.deleted", tag_field="type"
+):
+    """On ``notifications.<user>``: a notification was deleted; ``unread`` is the count after."""
+
+    id: str
+    unread: int
+
+
+NotificationEvent = NotificationCreated | NotificationRead | NotificationDeleted
+"""What ``notifications.<user>`` carries, told apart by ``type``. The store's Lua scripts
+write these messages; tests/test_notifications.py decodes what they publish."""
 
 
 class NotifyRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -13,7 +13,7 @@ export interface Alert {
     value: number;
     raised_at: number;
     resolved_at: number | null;
-    resolved_by: "auto" | "manual" | null;
+    resolved_by: "auto" | "manual" | "service" | null;
     resolved_value: number | null;
     note: string | null;
 }
@@ -129,6 +129,38 @@ export interface Net {
     errors_per_s: number;
     drops_per_s: number;
 }
+/** One notification of one user. `created_at` is in seconds since the epoch. */
+export interface Notification {
+    id: string;
+    user: string;
+    title: string;
+    body: string;
+    type: "error" | "info" | "progress" | "success" | "warning";
+    priority: "high" | "low" | "normal" | "urgent";
+    project: string | null;
+    task_id: string | null;
+    link: string | null;
+    read: boolean;
+    created_at: number;
+}
+/** On `notifications.<user>`: a new notification, and the user's unread count with it. */
+export interface NotificationCreated {
+    type: "notification.created";
+    unread: number;
+    notification: Notification;
+}
+/** On `notifications.<user>`: a notification was deleted; `unread` is the count after. */
+export interface NotificationDeleted {
+    type: "notification.deleted";
+    id: string;
+    unread: number;
+}
+/** On `notifications.<user>`: one notification (`id`) or, without an `id`, every one was marked read; `unread` is the count after. */
+export interface NotificationRead {
+    type: "notification.read";
+    unread: number;
+    id?: string;
+}
 /** One phase of a workflow. */
 export interface PhaseState {
     name: string;
@@ -162,6 +194,22 @@ export interface Position {
 export interface RefreshFrame {
     type: "refresh";
     token: string;
+}
+/** A series' newest value, as kept in its source's hash and published. */
+export interface SeriesInfo {
+    metric: string;
+    entity: string;
+    kind: string;
+    unit: string;
+    value: number;
+    time: number;
+}
+/** Published on `metrics.source.<source>` after each batch: every series of the source, each with its newest value (`time` and `interval` are the batch's; a counter's value is its rate per second over `interval`). */
+export interface SourceSnapshot {
+    source: string;
+    time: number;
+    interval: number;
+    series: SeriesInfo[];
 }
 /** Start receiving a channel. With `since`, first replay what came after it. */
 export interface SubscribeFrame {
@@ -215,6 +263,7 @@ export interface TaskState {
     started_at: number | null;
     finished_at: number | null;
     paused_at: number | null;
+    owner: string | null;
     paused_seconds: number;
     eta_seconds: number | null;
     phases: PhaseState[];
@@ -249,3 +298,7 @@ export type AlertsStatePayload = AlertsState;
 export type HostSnapshotPayload = HostSnapshot;
 /** On `metrics.fleet`: every host's summary. */
 export type FleetSnapshotPayload = FleetSnapshot;
+/** On `metrics.source.<source>`: every series of a service's own metrics. */
+export type SourceSnapshotPayload = SourceSnapshot;
+/** On `notifications.<user>`: a notification created, read or deleted. */
+export type NotificationEventPayload = NotificationCreated | NotificationRead | NotificationDeleted;
