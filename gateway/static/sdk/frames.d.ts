@@ -241,6 +241,7 @@ export interface TaskEvent {
     phase?: string | null;
     level?: string | null;
     message?: string | null;
+    fields?: Record<string, unknown> | null;
 }
 /** Where a task (or workflow) stands. Times are seconds since the epoch. */
 export interface TaskState {
@@ -256,6 +257,9 @@ export interface TaskState {
     step_name: string | null;
     message: string | null;
     metadata: Record<string, unknown>;
+    owner: string | null;
+    tags: string[];
+    group: string | null;
     result: unknown;
     error: string | null;
     created_at: number;
@@ -263,7 +267,6 @@ export interface TaskState {
     started_at: number | null;
     finished_at: number | null;
     paused_at: number | null;
-    owner: string | null;
     paused_seconds: number;
     eta_seconds: number | null;
     phases: PhaseState[];
