@@ -242,6 +242,7 @@ class WebSocketTransport(asyncio.Protocol):
             on_ready=self._schedule_flush,
             guard=self.security.guard,
             metrics=observe.SESSION_METRICS,
+            clock=self.loop,
         )
         session.last_seen = session.opened = self.loop.time()
         self.hub.attach(session)
