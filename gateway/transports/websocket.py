@@ -194,6 +194,11 @@ class WebSocketTransport(asyncio.Protocol):
             self.close_timer.cancel()
         session, self.session = self.session, None
         self.transport = None
+        # websockets' parser is a generator whose frames refer back to the protocol: a
+        # cycle only the garbage collector could free. Closed, the connection's objects
+        # go by reference counting (gateway/collector.py relies on it).
+        self.conn.parser.close()
+        self.conn.parser_exc = None
         if self.entry is not None:
             self.entry.release()
         if session is not None:
