@@ -10,42 +10,41 @@ counting frees them.
 
 So :func:`settle` collects once after start-up and moves everything into the permanent
 generation (``gc.freeze``), which no collection scans again, and raises the youngest
-generation's threshold: a ramp of handshakes runs fewer young collections. :func:`run`
-then freezes again every :data:`FREEZE_INTERVAL` seconds (``gc.freeze`` only links
-lists: it costs nothing), so a full collection only ever scans what the last interval
-allocated and still holds. The price: an object that becomes part of a garbage cycle
-after it was frozen is never reclaimed. The gateway makes no such cycles per connection
-or per message (tests/test_collector.py checks it); a cycle made once in a while stays.
+generation's threshold: a ramp of handshakes runs fewer young collections. From then on,
+whatever survives a collection of the middle generation is frozen too, right after it
+(``gc.freeze`` only links lists: it costs nothing), so the oldest generation stays
+nearly empty and a full collection has almost nothing to scan. The price: an object
+that survived two collections and later becomes part of a garbage cycle is never
+reclaimed. The gateway makes no such cycle per connection or per message
+(tests/test_collector.py checks it); a cycle made once in a while stays.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
+from typing import Any
 
-__all__ = ["FREEZE_INTERVAL", "YOUNG_THRESHOLD", "run", "settle"]
+__all__ = ["YOUNG_THRESHOLD", "settle"]
 
 log = logging.getLogger("relaycast.gateway")
 
 YOUNG_THRESHOLD = 2_000
 """Allocations between young collections (CPython's default is 700)."""
 
-FREEZE_INTERVAL = 10.0
-"""Seconds between two freezes of what the gateway holds."""
+
+def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
+    """After a collection of the middle (or oldest) generation, freeze its survivors."""
+    if phase == "stop" and info["generation"] >= 1:
+        gc.freeze()
 
 
 def settle() -> None:
-    """Collect once, then keep what start-up allocated out of every later collection."""
+    """Collect once, freeze what start-up made, and freeze survivors from then on."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+    if _freeze_survivors not in gc.callbacks:
+        gc.callbacks.append(_freeze_survivors)
     log.debug("%d start-up objects frozen out of garbage collection", gc.get_freeze_count())
-
-
-async def run(interval: float = FREEZE_INTERVAL) -> None:
-    """Freeze what survived every ``interval`` seconds, for as long as the gateway runs."""
-    while True:
-        await asyncio.sleep(interval)
-        gc.freeze()

@@ -40,14 +40,12 @@ class GatewayServer(uvicorn.Server):
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_task: asyncio.Task[None] | None = None
-        self._collector: asyncio.Future[None] | None = None
 
     async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
         self.hub = node_of(self.app).hub
         collector.settle()  # the app is up: what it allocated so far stays
-        self._collector = asyncio.ensure_future(collector.run())
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining or self._loop is None or self.hub is None:
