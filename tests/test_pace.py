@@ -14,6 +14,7 @@ from gateway.session import Session
 from publisher import AsyncPublisher
 from shared.protocol import Publication, Subscribed
 from tests.helpers import GatewayProcess, open_ws, recv_json, redis_numsub, subscribe
+from tests.test_sse import open_sse
 
 
 class _Timer:
@@ -191,3 +192,26 @@ async def test_max_rate_on_an_ordered_channel_is_refused_with_an_error_frame(
     assert error["channel"] == "tasks.pace"
     await subscribe(ws, "tasks.pace")  # the connection stays, and may subscribe plainly
     await ws.close()
+
+
+async def test_sse_paces_every_channel_of_the_request_with_max_rate(redis_server, gateways):
+    gateway = GatewayProcess.start(gateways, redis_server.url)
+    assert gateway.get("/sse?channel=metrics.s&max_rate=fast")[0] == 400
+    assert gateway.get("/sse?channel=metrics.s&max_rate=0")[0] == 400
+    async with (
+        open_sse(gateway, "metrics.s", "tasks.s", max_rate="2") as stream,
+        AsyncPublisher(redis_server.url) as publisher,
+    ):
+        assert (await stream.next()).event == "hello"
+        first = [(await stream.frame())[0] for _ in range(2)]
+        assert {f["type"] for f in first} == {"subscribed", "error"}
+        (error,) = [f for f in first if f["type"] == "error"]
+        assert (error["code"], error["channel"]) == ("max_rate_unsupported", "tasks.s")
+        for n in range(1, 21):
+            await publisher.publish("metrics.s", {"n": n})
+        got: list[int] = []
+        while not got or got[-1] < 20:
+            frame, _ = await stream.frame(timeout=30)
+            assert frame["type"] == "message", frame
+            got.append(frame["data"]["n"])
+        assert len(got) < 20 and got == sorted(got)
