@@ -53,6 +53,25 @@ class Pace:
         self.timer: Timer | None = None
         """Set while a message is parked."""
 
+    def offer(self, frame: OutFrame, clock: Clock, release: Callable[[], None]) -> bool:
+        """True: send ``frame`` now. False: it is parked (replacing any parked before),
+        and ``release`` is called once the interval is up (then call :meth:`release`)."""
+        if self.timer is None:
+            now = clock.time()
+            if now >= self.due:
+                self.due = now + self.interval
+                return True
+            self.timer = clock.call_later(self.due - now, release)
+        self.parked = frame
+        return False
+
+    def release(self, clock: Clock) -> OutFrame | None:
+        """The timer fired: the parked frame to send now (None: it was dropped)."""
+        frame, self.parked, self.timer = self.parked, None, None
+        if frame is not None:
+            self.due = clock.time() + self.interval
+        return frame
+
     def stop(self) -> None:
         """Forget the parked message and its timer (the subscription ends)."""
         self.parked = None

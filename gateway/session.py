@@ -313,29 +313,19 @@ class Session:
         clock = self.clock
         if self.close_code is not None or clock is None:
             return
-        if pace.timer is not None:
-            pace.parked = frame
+        if pace.parked is not None:
             self.metrics.conflated(1)
-            return
-        now = clock.time()
-        if now >= pace.due:
-            pace.due = now + pace.interval
-            if not self.outbox.put(frame):
-                self._overflow()
-            return
-        pace.parked = frame
-        pace.timer = clock.call_later(pace.due - now, lambda: self._release(channel, pace))
+        if pace.offer(frame, clock, lambda: self._release(channel, pace)):
+            self.send(frame)
 
     def _release(self, channel: str, pace: Pace) -> None:
-        """The interval is up: send the parked frame."""
-        frame, pace.parked, pace.timer = pace.parked, None, None
+        """The interval is up: send the parked frame (if the subscription still stands)."""
         sub = self.subs.get(channel)
-        if frame is None or sub is None or sub.pace is not pace or self.clock is None:
+        if sub is None or sub.pace is not pace or self.clock is None:
             return
-        if self.close_code is None:
-            pace.due = self.clock.time() + pace.interval
-            if not self.outbox.put(frame):
-                self._overflow()
+        frame = pace.release(self.clock)
+        if frame is not None:
+            self.send(frame)
 
     def hold(self, channel: str, frames: list[OutFrame]) -> bool:
         """Take a backlog the hub refills from history, or hold the channel if the outbox
@@ -441,8 +431,8 @@ class Session:
         self.send(control(Error(code=code, message=message, channel=channel)))
 
     def send(self, frame: OutFrame) -> None:
-        """Queue a control frame (never conflated or dropped, still bounded); dropped
-        once the session is closed."""
+        """Queue a frame (a control frame is never conflated or dropped, still bounded);
+        dropped once the session is closed."""
         if self.close_code is None and not self.outbox.put(frame):
             self._overflow()
 
