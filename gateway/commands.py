@@ -26,6 +26,8 @@ class Limits:
 class SubscribeCommand:
     channel: str
     since: Position | None
+    max_rate: float | None = None
+    """Messages per second this subscriber asked for at most (None: all of them)."""
 
 
 @dataclass(frozen=True, slots=True)

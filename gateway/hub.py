@@ -230,9 +230,23 @@ class Hub:
     def attach(self, session: Session) -> None:
         self.sessions.add(session)
 
-    async def subscribe(self, session: Session, channel: str, since: Position | None) -> None:
-        """Serve one subscribe: broker subscription if first, then replay, then live."""
+    async def subscribe(
+        self,
+        session: Session,
+        channel: str,
+        since: Position | None,
+        max_rate: float | None = None,
+    ) -> None:
+        """Serve one subscribe: broker subscription if first, then replay, then live.
+        ``max_rate`` (the session paces it) is for latest-value channels only."""
         options = self.options(channel)
+        if max_rate is not None and not options.latest:
+            session.fail_subscribe(
+                channel,
+                ErrorCode.MAX_RATE_UNSUPPORTED,
+                "max_rate is for latest-value channels only; this one delivers every message",
+            )
+            return
         try:
             state = await self._join(session, channel, options)
         except BrokerUnavailable as exc:
@@ -322,7 +336,7 @@ class Hub:
     async def run(self, session: Session, command: Command) -> None:
         """Carry out what ``session.receive`` asked for."""
         if isinstance(command, SubscribeCommand):
-            await self.subscribe(session, command.channel, command.since)
+            await self.subscribe(session, command.channel, command.since, command.max_rate)
         elif isinstance(command, UnsubscribeCommand):
             await self.unsubscribe(session, command.channel)
         else:  # a refreshed token no longer covers these

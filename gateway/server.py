@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
+from gateway import collector
 from gateway.app import create_app
 from gateway.http_guard import guarded_protocol
 from gateway.hub import Hub
@@ -51,6 +52,7 @@ class GatewayServer(uvicorn.Server):
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
         self.hub = node_of(self.app).hub
+        collector.settle()  # the app is up: what it allocated so far stays
         if SLOT is not None:
             self._report()
             self._report_task = asyncio.create_task(self._report_loop(), name="relaycast-report")

@@ -3,10 +3,11 @@
 A transport feeds :meth:`Session.receive` and runs the :class:`Command` it returns
 against the hub; the hub feeds :meth:`Session.deliver`. The transport drains
 :meth:`Session.take`, and closes the socket with :attr:`Session.close_code` once the
-session is :attr:`State.CLOSED`. Nothing here awaits, reads a clock or touches a socket,
-nor imports a web framework, a metrics library or JWT: counts go to the
+session is :attr:`State.CLOSED`. Nothing here awaits, reads a clock of its own or touches
+a socket, nor imports a web framework, a metrics library or JWT: counts go to the
 :class:`~gateway.sink.SessionMetrics` it is given, tokens to its
-:class:`~gateway.access.Access` policy.
+:class:`~gateway.access.Access` policy, and the time a paced subscription needs
+(:mod:`gateway.pace`) to the :class:`~gateway.pace.Clock` its transport gives it.
 
 States: ``ANONYMOUS`` -> ``AUTHENTICATED`` (a token was taken; a refresh stays) ->
 ``CLOSED`` (from either; final), logged at debug level. Feeding or draining a closed
@@ -40,6 +41,7 @@ from gateway.commands import (
 from gateway.frames import OutFrame, control
 from gateway.logsafe import printable
 from gateway.outbox import Outbox
+from gateway.pace import Clock, Pace
 from gateway.sink import NO_METRICS, SessionMetrics
 from gateway.subscription import Subscription
 from shared.channels import is_valid_channel
@@ -93,6 +95,7 @@ class Session:
     __slots__ = (
         "_bucket",
         "_errors",
+        "clock",
         "close_code",
         "close_reason",
         "grant",
@@ -114,6 +117,7 @@ class Session:
         guard: Access | None = None,
         grant: Grant | None = None,
         metrics: SessionMetrics = NO_METRICS,
+        clock: Clock | None = None,
     ) -> None:
         self.id = next(_ids)
         self.limits = limits
@@ -132,6 +136,8 @@ class Session:
         self.grant = grant
         """What the connection's token allows; None while it is anonymous."""
         self.outbox = Outbox(limits, on_ready, metrics)
+        self.clock = clock
+        """Time and timers for paced subscriptions (None: ``max_rate`` is refused)."""
         self._bucket = (
             TokenBucket(limits.frame_rate, limits.frame_burst) if limits.frame_rate > 0 else None
         )
@@ -171,12 +177,15 @@ class Session:
                 self.send(control(Pong(id=ping_id)))
             case Pong():
                 pass
-            case Subscribe(channel=channel, since=since):
-                return self._subscribe(channel, since)
+            case Subscribe(channel=channel, since=since, max_rate=max_rate):
+                return self._subscribe(channel, since, max_rate)
             case Unsubscribe(channel=channel):
-                if self.subs.pop(channel, None) is None:
+                sub = self.subs.pop(channel, None)
+                if sub is None:
                     self.send_error(ErrorCode.NOT_SUBSCRIBED, "not subscribed", channel)
                     return None
+                if sub.pace is not None:
+                    sub.pace.stop()
                 self.send(control(Unsubscribed(channel=channel)))
                 return UnsubscribeCommand(channel)
             case Auth(token=token) | Refresh(token=token):
@@ -194,7 +203,9 @@ class Session:
         self.close(CloseCode.RATE_LIMITED, "too many frames; slow down")
         return False
 
-    def _subscribe(self, channel: str, since: Position | None) -> Command | None:
+    def _subscribe(
+        self, channel: str, since: Position | None, max_rate: float | None
+    ) -> Command | None:
         if not is_valid_channel(channel):
             self.send_error(
                 ErrorCode.INVALID_CHANNEL,
@@ -217,8 +228,13 @@ class Session:
                 channel,
             )
             return None
-        self.subs[channel] = Subscription()
-        return SubscribeCommand(channel, since)
+        if max_rate is not None and self.clock is None:
+            self.send_error(
+                ErrorCode.BAD_FRAME, "this endpoint does not pace: no max_rate", channel
+            )
+            return None
+        self.subs[channel] = Subscription(None if max_rate is None else Pace(max_rate))
+        return SubscribeCommand(channel, since, max_rate)
 
     # --- credentials -------------------------------------------------------------------
 
@@ -252,7 +268,7 @@ class Session:
         self.send(control(Authenticated(user=grant.user, expires=int(grant.expires))))
         revoked = tuple(c for c in self.subs if guard.check(grant, c) is not None)
         for channel in revoked:
-            del self.subs[channel]
+            self._forget(channel)
             self.send(control(Unsubscribed(channel=channel, reason=ErrorCode.PERMISSION_DENIED)))
         return RevokeCommand(revoked) if revoked else None
 
@@ -286,8 +302,30 @@ class Session:
         if frame.offset <= sub.offset:
             return
         sub.offset = frame.offset
-        if self.close_code is None and not self.outbox.put(frame):
+        if sub.pace is not None:
+            self._paced(frame.channel, sub.pace, frame)  # type: ignore[arg-type]
+        elif self.close_code is None and not self.outbox.put(frame):
             self._overflow()
+
+    def _paced(self, channel: str, pace: Pace, frame: OutFrame) -> None:
+        """Send ``frame`` if the subscriber's interval is up, else park it (replacing an
+        older parked one) until the timer sends it."""
+        clock = self.clock
+        if self.close_code is not None or clock is None:
+            return
+        if pace.parked is not None:
+            self.metrics.conflated(1)
+        if pace.offer(frame, clock, lambda: self._release(channel, pace)):
+            self.send(frame)
+
+    def _release(self, channel: str, pace: Pace) -> None:
+        """The interval is up: send the parked frame (if the subscription still stands)."""
+        sub = self.subs.get(channel)
+        if sub is None or sub.pace is not pace or self.clock is None:
+            return
+        frame = pace.release(self.clock)
+        if frame is not None:
+            self.send(frame)
 
     def hold(self, channel: str, frames: list[OutFrame]) -> bool:
         """Take a backlog the hub refills from history, or hold the channel if the outbox
@@ -324,7 +362,10 @@ class Session:
         sub = self.subs.get(channel)
         if sub is None or self.close_code is not None:
             return 0
-        return sub.feed(frames, self.outbox)
+        fed = sub.feed(frames, self.outbox)
+        if fed and sub.pace is not None and self.clock is not None:
+            sub.pace.due = self.clock.time() + sub.pace.interval  # the snapshot counts
+        return fed
 
     def skip(self, channel: str, offset: int) -> None:
         """Move on to ``offset`` without replaying what lies before (latest-value channels)."""
@@ -360,19 +401,27 @@ class Session:
             # This channel is catching up from the old stream: start over.
             self.close(CloseCode.TRY_AGAIN_LATER, "channel history lost during resume")
             return
+        if sub.pace is not None:
+            sub.pace.parked = None  # from the broken stream: the notice comes first
         sub.offset = offset
         self.send(notice)
 
     def fail_subscribe(self, channel: str, code: ErrorCode, message: str) -> None:
         """A subscribe could not be served: forget it and tell the client."""
-        self.subs.pop(channel, None)
+        self._forget(channel)
         self.send_error(code, message, channel)
 
     def leave_all(self) -> list[str]:
         """Forget every subscription (the connection ended); their channels."""
         channels = list(self.subs)
-        self.subs.clear()
+        for channel in channels:
+            self._forget(channel)
         return channels
+
+    def _forget(self, channel: str) -> None:
+        sub = self.subs.pop(channel, None)
+        if sub is not None and sub.pace is not None:
+            sub.pace.stop()
 
     def send_error(self, code: ErrorCode, message: str, channel: str | None = None) -> None:
         self._errors += 1
@@ -382,8 +431,8 @@ class Session:
         self.send(control(Error(code=code, message=message, channel=channel)))
 
     def send(self, frame: OutFrame) -> None:
-        """Queue a control frame (never conflated or dropped, still bounded); dropped
-        once the session is closed."""
+        """Queue a frame (a control frame is never conflated or dropped, still bounded);
+        dropped once the session is closed."""
         if self.close_code is None and not self.outbox.put(frame):
             self._overflow()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from gateway.frames import OutFrame
 from gateway.outbox import Outbox
+from gateway.pace import Pace
 
 __all__ = ["Subscription"]
 
@@ -20,9 +21,9 @@ __all__ = ["Subscription"]
 class Subscription:
     """Where one subscription stands (see the module docstring)."""
 
-    __slots__ = ("offset", "overflowed", "pending", "target")
+    __slots__ = ("offset", "overflowed", "pace", "pending", "target")
 
-    def __init__(self) -> None:
+    def __init__(self, pace: Pace | None = None) -> None:
         self.offset = -1
         """The last offset handed to the client."""
         self.target = 0
@@ -31,6 +32,8 @@ class Subscription:
         """Live frames held while catching up; None once live."""
         self.overflowed = False
         """Held frames were forgotten: history must cover them."""
+        self.pace = pace
+        """The subscriber's own pace (:mod:`gateway.pace`); None: every message at once."""
 
     def hold(self, frame: OutFrame, max_held: int) -> None:
         """Keep a live frame that arrived while catching up (forget the hold when full:

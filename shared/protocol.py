@@ -97,10 +97,16 @@ class _Frame(msgspec.Struct, tag_field="type", tag=str.lower, omit_defaults=True
 
 
 class Subscribe(_Frame):
-    """Start receiving a channel. With ``since``, first replay what came after it."""
+    """Start receiving a channel. With ``since``, first replay what came after it.
+
+    ``max_rate`` (latest-value channels only) asks for at most that many messages per
+    second: the gateway sends this subscriber the newest value when the interval allows
+    and drops the ones in between, for this subscriber alone.
+    """
 
     channel: str
     since: Position | None = None
+    max_rate: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
 class Unsubscribe(_Frame):
@@ -197,6 +203,9 @@ class ErrorCode(enum.StrEnum):
     """The connection's token does not cover this channel."""
     UNAUTHORIZED = "unauthorized"
     """This channel needs a token, and the connection has presented none: send ``auth``."""
+    MAX_RATE_UNSUPPORTED = "max_rate_unsupported"
+    """``max_rate`` was asked for on a channel that is not latest-value (every message of
+    an ordered channel is delivered)."""
 
 
 class Error(_Frame, kw_only=True):

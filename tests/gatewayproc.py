@@ -64,6 +64,7 @@ class GatewayProcess:
         cpus: list[int] | None = None,
         fds: int = 0,
         source: str | None = None,
+        gc_log: Path | None = None,
         **settings: Any,
     ) -> None:
         self.host = "127.0.0.1"
@@ -73,6 +74,8 @@ class GatewayProcess:
         self.cpus = cpus
         self.fds = fds
         self.source = source
+        self.gc_log = gc_log
+        """Where the bench's probe logs every garbage collection (tests/bench/gcprobe)."""
         self.log_path: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
@@ -116,6 +119,10 @@ class GatewayProcess:
         env = dict(os.environ)
         if self.source:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.source, env.get("PYTHONPATH")]))
+        if self.gc_log is not None:
+            probe = str(ROOT / "tests" / "bench" / "gcprobe")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), probe]))
+            env["RELAYCAST_BENCH_GC_LOG"] = str(self.gc_log)
         env.update({f"RELAYCAST_{k.upper()}": str(v) for k, v in self.settings.items()})
         env["RELAYCAST_REDIS_URL"] = self.redis_url
         env.setdefault("RELAYCAST_LOG_LEVEL", "info")

@@ -45,7 +45,11 @@ async def websocket_fallback(websocket: WebSocket) -> None:
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         session = Session(
-            hub.limits, on_ready=ready.set, guard=security.guard, metrics=observe.SESSION_METRICS
+            hub.limits,
+            on_ready=ready.set,
+            guard=security.guard,
+            metrics=observe.SESSION_METRICS,
+            clock=loop,
         )
         session.last_seen = session.opened = loop.time()
         hub.attach(session)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from types import TracebackType
 
@@ -29,7 +30,7 @@ from gateway.session import Session
 from gateway.transports.cursor import Cursor, CursorError
 from shared.protocol import Subscribe, encode
 
-__all__ = ["CORS", "HttpSession", "read_query"]
+__all__ = ["CORS", "HttpSession", "read_max_rate", "read_query"]
 
 CORS = {"access-control-allow-origin": "*"}
 """Streams are readable from pages on other origins (a dashboard that fails over to
@@ -49,6 +50,20 @@ def read_query(request: Request, cursor: str) -> tuple[list[str], Cursor] | Resp
         return _bad_request(str(exc))
 
 
+def read_max_rate(request: Request) -> float | Response | None:
+    """The ``max_rate`` query parameter (messages per second, above 0), or a 400 response."""
+    text = request.query_params.get("max_rate")
+    if text is None:
+        return None
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not (math.isfinite(rate) and rate > 0):
+        return _bad_request("max_rate must be a number of messages per second above 0")
+    return rate
+
+
 def _bad_request(message: str) -> Response:
     return PlainTextResponse(message + "\n", status_code=400, headers=CORS)
 
@@ -62,7 +77,14 @@ class HttpSession:
     frames to take, is closed, or the client went away (:attr:`gone`).
     """
 
-    def __init__(self, hub: Hub, transport: str, receive: Receive, entry: Entry) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        transport: str,
+        receive: Receive,
+        entry: Entry,
+        max_rate: float | None = None,
+    ) -> None:
         settings = hub.settings
         self.hub = hub
         self.transport = transport
@@ -78,7 +100,10 @@ class HttpSession:
             guard=entry.guard,
             grant=entry.grant,
             metrics=observe.SESSION_METRICS,
+            clock=self.loop,
         )
+        self.max_rate = max_rate
+        """Asked of every channel's subscribe (latest-value channels only)."""
         self.session.last_seen = self.session.opened = self.loop.time()
         self.entry = entry
         self.gone = False
@@ -122,9 +147,12 @@ class HttpSession:
         for channel, since in zip(cursor.channels, cursor.positions, strict=True):
             if self.session.close_code is not None:
                 return  # closed while an earlier channel was served
-            command = self.session.receive(encode(Subscribe(channel=channel, since=since)))
+            subscribe = Subscribe(channel=channel, since=since, max_rate=self.max_rate)
+            command = self.session.receive(encode(subscribe))
             if isinstance(command, SubscribeCommand):
-                await self.hub.subscribe(self.session, command.channel, command.since)
+                await self.hub.subscribe(
+                    self.session, command.channel, command.since, command.max_rate
+                )
 
     async def wait(self, timeout: float) -> None:
         """Wait until :attr:`wake` is set or ``timeout`` seconds pass; clear it."""

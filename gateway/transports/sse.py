@@ -1,6 +1,6 @@
 """``GET /sse``: Server-Sent Events, for clients that cannot open a WebSocket.
 
-    GET /sse?channel=tasks.p1&channel=alerts[&since=CURSOR]
+    GET /sse?channel=tasks.p1&channel=alerts[&since=CURSOR][&max_rate=N]
 
 The stream carries the WebSocket protocol's server frames, one per event, as JSON in
 ``data:`` (``subscribed``, ``message``, ``ping``, ``error``...). Every event has an
@@ -9,6 +9,8 @@ after that event, so when the connection drops, the browser's ``EventSource``
 reconnects with ``Last-Event-ID`` and every channel resumes where it was (``recovered``
 in its ``subscribed`` frame says whether history still reached back). ``since`` gives the
 same cursor on a first request; ``Last-Event-ID`` wins when both are present.
+``max_rate`` paces every channel of the request as a subscribe's ``max_rate`` does
+(latest-value channels only; any other gets an ``error`` frame).
 
 Besides the protocol's frames, two named events: ``hello`` first (``{"gateway": ID}``,
 the gateway that serves the stream), and ``close`` last when the gateway ends the stream
@@ -34,7 +36,7 @@ from gateway.admission import Entry, admit_http
 from gateway.hub import Hub
 from gateway.node import node_of
 from gateway.transports.cursor import Cursor
-from gateway.transports.httpbase import CORS, HttpSession, read_query
+from gateway.transports.httpbase import CORS, HttpSession, read_max_rate, read_query
 
 __all__ = ["SSE_HEADERS", "EventStream", "sse"]
 
@@ -59,6 +61,9 @@ async def sse(request: Request) -> Response | EventStream:
     query = read_query(request, cursor_text)
     if isinstance(query, Response):
         return query
+    max_rate = read_max_rate(request)
+    if isinstance(max_rate, Response):
+        return max_rate
     if hub.draining:
         return PlainTextResponse(
             "gateway draining; connect to another\n", status_code=503, headers=CORS
@@ -66,20 +71,23 @@ async def sse(request: Request) -> Response | EventStream:
     entry = await admit_http(node.security, request)  # origin, limits, token
     if isinstance(entry, Response):
         return entry
-    return EventStream(hub, query[1], entry)
+    return EventStream(hub, query[1], entry, max_rate)
 
 
 class EventStream:
     """The streaming response of one ``/sse`` request (an ASGI app)."""
 
-    def __init__(self, hub: Hub, cursor: Cursor, entry: Entry) -> None:
+    def __init__(
+        self, hub: Hub, cursor: Cursor, entry: Entry, max_rate: float | None = None
+    ) -> None:
         self.hub = hub
         self.cursor = cursor
         self.entry = entry
+        self.max_rate = max_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.hub.settings
-        async with HttpSession(self.hub, "sse", receive, self.entry) as http:
+        async with HttpSession(self.hub, "sse", receive, self.entry, self.max_rate) as http:
             session, cursor = http.session, self.cursor
             loop = http.loop
 

@@ -181,9 +181,12 @@ class WebSocketTransport(asyncio.Protocol):
         self.flush_scheduled = False
         self.closing = False
         self.close_timer: asyncio.TimerHandle | None = None
-        self.commands: list[Command] = []  # a list: an empty deque costs 760 bytes
+        # Lists made when first needed: most connections never fragment a frame, and
+        # send a command or two in their life (an empty list is 72 bytes and one more
+        # object for the garbage collector).
+        self.commands: list[Command] | None = None
         self.worker: asyncio.Task[None] | None = None
-        self._fragments: list[bytes | bytearray | memoryview] = []
+        self._fragments: list[bytes | bytearray | memoryview] | None = None
 
     # --- asyncio.Protocol --------------------------------------------------------------
 
@@ -215,6 +218,11 @@ class WebSocketTransport(asyncio.Protocol):
             self.close_timer.cancel()
         session, self.session = self.session, None
         self.transport = None
+        # websockets' parser is a generator whose frames refer back to the protocol: a
+        # cycle only the garbage collector could free. Closed, the connection's objects
+        # go by reference counting (gateway/collector.py relies on it).
+        self.conn.parser.close()
+        self.conn.parser_exc = None
         if self.entry is not None:
             self.entry.release()
         if session is not None:
@@ -264,6 +272,7 @@ class WebSocketTransport(asyncio.Protocol):
             on_ready=self._schedule_flush,
             guard=self.security.guard,
             metrics=observe.SESSION_METRICS,
+            clock=self.loop,
         )
         session.last_seen = session.opened = self.loop.time()
         self.hub.attach(session)
@@ -283,17 +292,22 @@ class WebSocketTransport(asyncio.Protocol):
                 return
             command = session.receive(frame.data, now)
         elif frame.opcode is Opcode.CONT:
+            fragments = self._fragments
+            if fragments is None:  # a continuation of nothing: the parser refuses it first
+                return
             if not frame.fin:
                 if session.spend(now):
-                    self._fragments.append(frame.data)
+                    fragments.append(frame.data)
                 return
-            self._fragments.append(frame.data)
-            data, self._fragments = b"".join(self._fragments), []
-            command = session.receive(data, now)
+            fragments.append(frame.data)
+            self._fragments = None
+            command = session.receive(b"".join(fragments), now)
         else:
             session.spend(now)  # every frame counts against the frame rate
             return  # ping, pong and close are answered by the protocol object
         if command is not None:
+            if self.commands is None:
+                self.commands = []
             self.commands.append(command)
             if self.worker is None:
                 self.worker = self.loop.create_task(self._run_commands(session))
@@ -305,6 +319,7 @@ class WebSocketTransport(asyncio.Protocol):
                 await self.hub.run(session, self.commands.pop(0))
         finally:
             self.worker = None
+            self.commands = None
 
     async def _end(self, session: Session) -> None:
         if self.worker is not None:

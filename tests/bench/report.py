@@ -156,6 +156,18 @@ def table(result: Mapping[str, Any]) -> str:
             f"{result['rss_per_conn_kb']:.2f} KB RSS per connection"
             f" ({result['gateway_rss_mb']:.1f} MB total)",
         )
+    for phase in ("ramp", "hold"):
+        if f"{phase}_gc_collections" in result:
+            row(
+                f"gc pauses ({phase})",
+                f"{result[f'{phase}_gc_collections']} collections,"
+                f" longest {result[f'{phase}_gc_max_ms']:.1f} ms,"
+                f" {result[f'{phase}_gc_total_ms']:.0f} ms in all;"
+                f" CPU: longest {result[f'{phase}_gc_cpu_max_ms']:.1f} ms,"
+                f" {result[f'{phase}_gc_cpu_total_ms']:.0f} ms in all;"
+                f" {result[f'{phase}_gc_full_collections']} full,"
+                f" longest {result[f'{phase}_gc_full_max_ms']:.1f} ms",
+            )
     if "load_cpu_pct" in result:
         row(
             "load processes",

@@ -13,11 +13,13 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -25,6 +27,7 @@ import psutil
 from shared.localredis import LocalRedis
 from tests import numbered
 from tests.bench import wsload
+from tests.bench.gcpauses import GcLog, merge
 from tests.bench.loadspec import LoadConfig
 from tests.gatewayproc import GatewayProcess
 
@@ -135,6 +138,7 @@ class Rig:
         self.gateways: list[GatewayProcess] = []
         self.loads: list[LoadGroup] = []
         self.publishers: list[BaseProcess] = []
+        self.gc_logs: list[GcLog] = []
 
     def __enter__(self) -> Rig:
         if self.load_cpus:
@@ -169,6 +173,7 @@ class Rig:
                     cpus=self.gateway_cpus,
                     fds=fds + 256,
                     source=self.options.gateway_source,
+                    gc_log=Path(tempfile.mkstemp(prefix="relaycast-gc-", suffix=".log")[1]),
                     **merged,
                 )
                 self.gateways.append(gateway)
@@ -255,6 +260,14 @@ class Rig:
                 total[name] = total.get(name, 0.0) + value
         return total
 
+    def gc_mark(self) -> None:
+        """Count garbage-collection pauses from now on (:meth:`gc_pauses`)."""
+        self.gc_logs = [GcLog(g.gc_log) for g in self.gateways if g.gc_log is not None]
+
+    def gc_pauses(self) -> dict[str, Any]:
+        """The gateways' collections since :meth:`gc_mark` (none for attached gateways)."""
+        return merge([log.summary() for log in self.gc_logs])
+
     def close(self) -> None:
         for group in self.loads:
             group.stop()
@@ -265,6 +278,8 @@ class Rig:
                 proc.join(5)
         for gateway in self.gateways:
             gateway.close()
+            if gateway.gc_log is not None:
+                gateway.gc_log.unlink(missing_ok=True)
         if self.redis is not None:
             self.redis.close()
         self.loads, self.publishers, self.gateways, self.redis = [], [], [], None

@@ -93,10 +93,13 @@ def idle(rig: Rig, params: Params) -> dict[str, Any]:
     group = rig.load(params.clients, [channel], compression=params.compression)
     time.sleep(1.0)
     rss0 = rig.gateway_rss()
+    rig.gc_mark()
     connect(rig, group, result)
+    result.update({f"ramp_{k}": v for k, v in rig.gc_pauses().items()})
     group.ask("reset")
     time.sleep(1.0)
     rss1 = rig.gateway_rss()
+    rig.gc_mark()
     with rig.measure() as used:
         time.sleep(hold)
     stats = merge(group.ask("collect", {"last": 0, "timeout": 5}))
@@ -107,6 +110,7 @@ def idle(rig: Rig, params: Params) -> dict[str, Any]:
     if rig.gateways[0].pid:
         result["gateway_cpu_pct"] = round(100 * used["cpu"] / used["wall"], 2)
         result["gateway_waited_pct"] = round(100 * used["waited"] / used["wall"], 1)
+    result.update({f"hold_{k}": v for k, v in rig.gc_pauses().items()})
     result["load_cpu_pct"] = round(100 * stats["load_cpu"] / used["wall"], 1)
     result["open"] = stats["open"]
     result["closes"] = stats["closes"]
