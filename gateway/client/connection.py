@@ -41,7 +41,6 @@ from gateway.client.events import Connected, Disconnected, Message, Reconnecting
 from gateway.client.tokens import Tokens, TokenSource
 from gateway.client.wire import (
     REFUSED_CODES,
-    SubscribeFrame,
     check_rate,
     check_url,
     close_failure,
@@ -56,6 +55,7 @@ from shared.protocol import (
     Ping,
     Pong,
     Position,
+    Subscribe,
     Subscribed,
     Unsubscribe,
     Unsubscribed,
@@ -253,10 +253,8 @@ class Client:
 
     # --- the connection loop -------------------------------------------------------------
 
-    def _subscribe_frame(self, channel: str) -> SubscribeFrame:
-        return SubscribeFrame(
-            channel, self.positions.get(channel), max_rate=self._rates.get(channel)
-        )
+    def _subscribe_frame(self, channel: str) -> Subscribe:
+        return Subscribe(channel, self.positions.get(channel), max_rate=self._rates.get(channel))
 
     async def _send(self, frame: msgspec.Struct) -> None:
         ws = self._ws

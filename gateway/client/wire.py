@@ -14,12 +14,11 @@ from gateway.client.errors import (
     HandshakeRejected,
     InvalidURL,
 )
-from shared.protocol import RECONNECT_CLOSE_CODES, CloseCode, ErrorCode, Subscribe
+from shared.protocol import RECONNECT_CLOSE_CODES, CloseCode, ErrorCode
 
 __all__ = [
     "REFUSED_CODES",
     "RETRY_STATUSES",
-    "SubscribeFrame",
     "check_rate",
     "check_url",
     "close_failure",
@@ -38,14 +37,6 @@ REFUSED_CODES = frozenset(
     }
 )
 """Error frames about a subscribe that no retry will change: raised as ChannelRefused."""
-
-
-class SubscribeFrame(Subscribe, tag="subscribe"):
-    """``subscribe`` with ``max_rate``: at most this many updates per second of a
-    latest-value channel (the gateway sends the newest value at that pace). A gateway
-    that does not know the field ignores it."""
-
-    max_rate: float | None = None
 
 
 def check_url(url: str) -> str:

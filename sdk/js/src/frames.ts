@@ -247,6 +247,7 @@ export interface SubscribeFrame {
   type: "subscribe";
   channel: string;
   since?: Position | null;
+  max_rate?: number | null;
 }
 
 /** A subscription is live. */
