@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Relaycast } from "../src/index.js";
-import type { ConnectedInfo, DisconnectedInfo, ReconnectingInfo, TransportKind } from "../src/index.js";
+import type { ConnectedInfo, DisconnectedInfo, ErrorFrame, ReconnectingInfo, TransportKind } from "../src/index.js";
 import { URL_, fresh, needsGateway, publish, waitFor } from "./gateway.js";
 
 describe.skipIf(needsGateway)("against a real gateway", () => {
@@ -26,11 +26,23 @@ describe.skipIf(needsGateway)("against a real gateway", () => {
 
   it("sends maxRate as the subscribe frame's max_rate and still receives", async () => {
     const rc = new Relaycast({ urls: [URL_], transports: ["websocket"] });
-    const channel = fresh("js.");
+    const channel = fresh("metrics.js."); // a latest-value channel: the only kind with a pace
     const got = waitFor<unknown>((done) =>
       rc.subscribe(channel, { message: done, subscribed: () => void publish(channel, "x") }, { maxRate: 5 }),
     );
     expect(await got).toBe("x");
+    rc.close();
+  });
+
+  it("hands the gateway's refusal of maxRate on an ordered channel to the error handler", async () => {
+    const rc = new Relaycast({ urls: [URL_], transports: ["websocket"] });
+    const channel = fresh("js.");
+    const refused = waitFor<ErrorFrame>((done) =>
+      rc.subscribe(channel, { message: () => undefined, error: done }, { maxRate: 5 }),
+    );
+    const frame = await refused;
+    expect(frame.code).toBe("max_rate_unsupported");
+    expect(frame.channel).toBe(channel);
     rc.close();
   });
 });
