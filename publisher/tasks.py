@@ -27,12 +27,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
-from types import TracebackType
 from typing import Any, Self
 
-from publisher.publish import AsyncPublisher
+from publisher.publish import PublisherApi
 from shared.broker import BrokerUnavailable
-from shared.settings import Settings
 from shared.state.task_log import LogPage
 from shared.state.task_query import TaskPage, TaskQuery, TaskStats, window_bounds
 from shared.state.task_store import TaskStore
@@ -59,19 +57,10 @@ __all__ = ["Phase", "Task", "Tasks", "Workflow"]
 log = logging.getLogger("relaycast.tasks")
 
 
-class Tasks:
+class Tasks(PublisherApi[TaskStore]):
     """Creates and finds tasks. Holds one Redis connection pool; close it when done."""
 
-    def __init__(
-        self,
-        redis_url: str | None = None,
-        *,
-        settings: Settings | None = None,
-        publisher: AsyncPublisher | None = None,
-    ) -> None:
-        self._own = publisher is None
-        self._publisher = publisher or AsyncPublisher(redis_url, settings=settings)
-        self.store = TaskStore(self._publisher.redis, self._publisher.settings)
+    store_type = TaskStore
 
     async def create(
         self,
@@ -201,16 +190,6 @@ class Tasks:
         async with workflow:
             yield workflow
 
-    async def close(self) -> None:
-        if self._own:
-            await self._publisher.close()
-
-    async def __aenter__(self) -> Tasks:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
 
 class _Unit(abc.ABC):
     """A unit of work for an ``async with`` block: started on entry (when still queued),
@@ -274,12 +253,7 @@ class _Unit(abc.ABC):
             await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if self._status in FINAL:
             return  # finished inside the block
         if exc is None:

@@ -88,12 +88,7 @@ class RedisStore:
         return Position(int(reply[0]), reply[1].decode())
 
     async def history(
-        self,
-        channel: str,
-        options: ChannelOptions,
-        *,
-        since: int | None = None,
-        limit: int = 0,
+        self, channel: str, options: ChannelOptions, *, since: int | None = None, limit: int = 0
     ) -> History:
         check_since(since)
         meta, stream, _ = channel_keys(self._prefix, channel)
