@@ -83,20 +83,9 @@ class Tasks(PublisherApi[TaskStore]):
             InvalidTask: a malformed argument. TaskExists: the id is taken.
             BrokerUnavailable: Redis cannot be reached.
         """
-        state = await self.store.create(
-            Create(
-                project=project,
-                id=id,
-                name=name,
-                type=type,
-                total_steps=total_steps,
-                metadata=dict(metadata or {}),
-                owner=owner,
-                tags=list(tags),
-                group=group,
-            )
-        )
-        return Task(self.store, state)
+        request = _create(project, name, id, type, metadata, owner, tags, group)
+        request.total_steps = total_steps
+        return Task(self.store, await self.store.create(request))
 
     async def create_workflow(
         self,
@@ -114,20 +103,9 @@ class Tasks(PublisherApi[TaskStore]):
         """Create a queued workflow with named phases (``name`` or ``(name, weight)``; a
         phase's weight is its share of the overall percent, 1 by default)."""
         specs = [PhaseSpec(p) if isinstance(p, str) else PhaseSpec(p[0], p[1]) for p in phases]
-        state = await self.store.create(
-            Create(
-                project=project,
-                id=id,
-                name=name,
-                type=type,
-                metadata=dict(metadata or {}),
-                owner=owner,
-                tags=list(tags),
-                group=group,
-                phases=specs,
-            )
-        )
-        return Workflow(self.store, state)
+        request = _create(project, name, id, type, metadata, owner, tags, group)
+        request.phases = specs
+        return Workflow(self.store, await self.store.create(request))
 
     async def get(self, project: str, task_id: str) -> Task:
         """A handle on an existing task or workflow (raises UnknownTask)."""
@@ -189,6 +167,30 @@ class Tasks(PublisherApi[TaskStore]):
         workflow = await self.create_workflow(project, name, **kwargs)
         async with workflow:
             yield workflow
+
+
+def _create(
+    project: str,
+    name: str,
+    id: str,
+    type: str,
+    metadata: Mapping[str, Any] | None,
+    owner: str | None,
+    tags: Iterable[str],
+    group: str | None,
+) -> Create:
+    """The request for a task or a workflow: what both take (the caller adds its steps or
+    its phases)."""
+    return Create(
+        project=project,
+        id=id,
+        name=name,
+        type=type,
+        metadata=dict(metadata or {}),
+        owner=owner,
+        tags=list(tags),
+        group=group,
+    )
 
 
 class _Unit(abc.ABC):
