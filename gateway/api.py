@@ -68,6 +68,7 @@ __all__ = ["Api", "authorized", "routes"]
 log = logging.getLogger("relaycast.api")
 
 T = TypeVar("T")
+_S = TypeVar("_S")
 Handler = Callable[[Request, "Api"], Awaitable[Any]]
 
 ACTIONS: dict[str, type[Any]] = {
@@ -107,19 +108,20 @@ class Api:
             raise _Fail(503, "unavailable", "this endpoint needs Redis; the gateway runs memory://")
         return self.redis
 
+    def _one_server(self, store: _S | None, what: str) -> _S:
+        """``store``, made only when Redis is one server (or Sentinel), else a 503."""
+        self.need_redis()
+        if store is None:
+            raise _Fail(503, "unavailable", _ONE_SERVER.format(what))
+        return store
+
     @property
     def tasks(self) -> TaskStore:
-        self.need_redis()
-        if self._tasks is None:
-            raise _Fail(503, "unavailable", _ONE_SERVER.format("tasks"))
-        return self._tasks
+        return self._one_server(self._tasks, "tasks")
 
     @property
     def alerts(self) -> AlertStore:
-        self.need_redis()
-        if self._alerts is None:
-            raise _Fail(503, "unavailable", _ONE_SERVER.format("alerts"))
-        return self._alerts
+        return self._one_server(self._alerts, "alerts")
 
     async def close(self) -> None:
         if self.redis is not None:
