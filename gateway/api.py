@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -67,6 +68,7 @@ __all__ = ["Api", "authorized", "routes"]
 log = logging.getLogger("relaycast.api")
 
 T = TypeVar("T")
+_S = TypeVar("_S")
 Handler = Callable[[Request, "Api"], Awaitable[Any]]
 
 ACTIONS: dict[str, type[Any]] = {
@@ -106,19 +108,20 @@ class Api:
             raise _Fail(503, "unavailable", "this endpoint needs Redis; the gateway runs memory://")
         return self.redis
 
+    def _one_server(self, store: _S | None, what: str) -> _S:
+        """``store``, made only when Redis is one server (or Sentinel), else a 503."""
+        self.need_redis()
+        if store is None:
+            raise _Fail(503, "unavailable", _ONE_SERVER.format(what))
+        return store
+
     @property
     def tasks(self) -> TaskStore:
-        self.need_redis()
-        if self._tasks is None:
-            raise _Fail(503, "unavailable", _ONE_SERVER.format("tasks"))
-        return self._tasks
+        return self._one_server(self._tasks, "tasks")
 
     @property
     def alerts(self) -> AlertStore:
-        self.need_redis()
-        if self._alerts is None:
-            raise _Fail(503, "unavailable", _ONE_SERVER.format("alerts"))
-        return self._alerts
+        return self._one_server(self._alerts, "alerts")
 
     async def close(self) -> None:
         if self.redis is not None:
@@ -151,6 +154,35 @@ def _error(status: int, code: str, message: str) -> Response:
     return Response(body, status, headers=headers, media_type="application/json")
 
 
+def _query_float(request: Request, name: str, expected: str, *, echo: bool = False) -> float | None:
+    """Query parameter ``name`` as a finite number; None when absent or empty.
+
+    Raises:
+        _Fail: 422 ``{name} must be {expected}`` (and what came, with ``echo``).
+    """
+    raw = request.query_params.get(name, "")
+    if raw == "":
+        return None
+    try:
+        value = float(raw) if len(raw) <= 40 else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        got = f", got {raw[:40]!r}" if echo else ""
+        raise _Fail(422, "invalid_query", f"{name} must be {expected}{got}")
+    return value
+
+
+def _response(result: Any) -> Response:
+    return result if isinstance(result, Response) else _json(result)
+
+
+def _redis_down(request: Request, exc: BrokerUnavailable) -> Response:
+    """503, and a warning: an unreachable Redis is the operator's to fix, not the caller's."""
+    log.warning("%s: redis unavailable: %s", printable(request.url.path), exc)
+    return _error(503, "unavailable", "redis unavailable; try again")
+
+
 def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Authorise, run ``handler``, and turn each failure into its JSON error."""
 
@@ -174,9 +206,8 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         except InvalidChannel as exc:
             return _error(422, "invalid_channel", str(exc))
         except BrokerUnavailable as exc:
-            log.warning("%s: redis unavailable: %s", printable(request.url.path), exc)
-            return _error(503, "unavailable", "redis unavailable; try again")
-        return result if isinstance(result, Response) else _json(result)
+            return _redis_down(request, exc)
+        return _response(result)
 
     return endpoint
 

@@ -17,14 +17,13 @@ filters may leave it short, or empty, while older pages still hold matches: foll
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.routing import Route
 
-from gateway.api import Api, _endpoint, _Fail
+from gateway.api import Api, _endpoint, _Fail, _query_float
 from gateway.node import node_of
 from shared.channels import check_channel
 
@@ -43,16 +42,7 @@ def _whole(request: Request, name: str, default: int, low: int, high: int) -> in
 
 
 def _time(request: Request, name: str) -> float | None:
-    raw = request.query_params.get(name, "")
-    if raw == "":
-        return None
-    try:
-        value = float(raw) if len(raw) <= 40 else math.nan
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise _Fail(422, "invalid_query", f"{name} must be a time in seconds since the epoch")
-    return value
+    return _query_float(request, name, "a time in seconds since the epoch")
 
 
 async def _events(request: Request, api: Api) -> Any:

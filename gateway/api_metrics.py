@@ -14,7 +14,6 @@ They share :mod:`gateway.api`'s key check and error shape; errors of their own a
 
 from __future__ import annotations
 
-import math
 import time
 import weakref
 from typing import Any
@@ -24,7 +23,7 @@ import redis.asyncio as aioredis
 from starlette.requests import Request
 from starlette.routing import Route
 
-from gateway.api import Api, _body, _endpoint, _Fail, _limit
+from gateway.api import Api, _body, _endpoint, _Fail, _limit, _query_float
 from shared.state.history import (
     HistoryStore,
     RangeTooLarge,
@@ -94,16 +93,7 @@ async def _series(request: Request, api: Api) -> Any:
 
 
 def _number(request: Request, name: str) -> float | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw[:40]) if len(raw) <= 40 else math.nan
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise _Fail(422, "invalid_query", f"{name} must be a finite number, got {raw[:40]!r}")
-    return value
+    return _query_float(request, name, "a finite number", echo=True)
 
 
 async def _points(request: Request, api: Api) -> Any:

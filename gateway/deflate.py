@@ -39,7 +39,7 @@ from websockets.extensions.base import Extension, ServerExtensionFactory
 from websockets.frames import CTRL_OPCODES, Frame, Opcode
 from websockets.typing import ExtensionName, ExtensionParameter
 
-__all__ = ["MIN_SIZE", "Inflate", "SharedDeflate", "deflated_frame"]
+__all__ = ["MIN_SIZE", "Inflate", "SharedDeflate", "deflated_frame", "frame_head"]
 
 NAME = ExtensionName("permessage-deflate")
 
@@ -58,6 +58,16 @@ receiving (RFC 7692, section 7.2.1 and 7.2.2)."""
 _WINDOW_BITS = frozenset(str(bits) for bits in range(8, 16))
 
 
+def frame_head(first: int, size: int) -> bytes:
+    """The head of an unmasked (server) WebSocket frame: ``first`` is its first byte (FIN,
+    RSV bits, opcode), ``size`` its payload length (RFC 6455, section 5.2)."""
+    if size < 126:
+        return bytes((first, size))
+    if size < 65536:
+        return struct.pack("!BBH", first, 126, size)
+    return struct.pack("!BBQ", first, 127, size)
+
+
 def deflated_frame(json: bytes, plain: bytes) -> bytes:
     """``json`` as one compressed WebSocket text frame (RSV1 set), or ``plain`` (the
     uncompressed frame) when compression would not make it smaller.
@@ -72,12 +82,7 @@ def deflated_frame(json: bytes, plain: bytes) -> bytes:
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -bits, max(1, bits - 7))
     body = compressor.compress(json) + compressor.flush(zlib.Z_SYNC_FLUSH)
     size = len(body) - 4  # without the empty block's four bytes
-    if size < 126:
-        head = bytes((0xC1, size))
-    elif size < 65536:
-        head = struct.pack("!BBH", 0xC1, 126, size)
-    else:
-        head = struct.pack("!BBQ", 0xC1, 127, size)
+    head = frame_head(0xC1, size)  # FIN, RSV1 (compressed), text
     if len(head) + size >= len(plain):
         return plain
     return head + body[:-4]

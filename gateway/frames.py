@@ -9,12 +9,11 @@ reads attributes instead of parsing bytes it produced itself.
 from __future__ import annotations
 
 import enum
-import struct
 from typing import Any
 
 import msgspec
 
-from gateway.deflate import deflated_frame
+from gateway.deflate import deflated_frame, frame_head
 from shared.protocol import Message, Publication, Subscribed, encode
 
 __all__ = ["FrameKind", "OutFrame", "control", "message"]
@@ -89,14 +88,7 @@ class OutFrame:
 
 def _text_frame(json: bytes) -> bytes:
     """``json`` as one unmasked WebSocket text frame (RFC 6455, section 5.2)."""
-    n = len(json)
-    if n < 126:
-        head = bytes((0x81, n))
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x81, 127, n)
-    return head + json
+    return frame_head(0x81, len(json)) + json  # FIN, text
 
 
 def message(channel: str, publication: Publication, latest: bool) -> OutFrame:

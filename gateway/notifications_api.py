@@ -28,7 +28,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.access import TokenError
-from gateway.api import Api, _body, _error, _Fail, _json, _limit, authorized
+from gateway.api import (
+    Api,
+    _body,
+    _error,
+    _Fail,
+    _json,
+    _limit,
+    _redis_down,
+    _response,
+    authorized,
+)
 from gateway.logsafe import printable
 from gateway.node import node_of
 from shared.broker import BrokerUnavailable
@@ -70,6 +80,14 @@ def _is_user(request: Request) -> bool:
     return bool(grant.user) and grant.user == request.path_params.get("user")
 
 
+def _refused(request: Request, exc: NotificationError | TaskError) -> Response:
+    """The error for a request the store refused (a rule or sink it checks, through tasks)."""
+    if isinstance(exc, TaskError):
+        return _error(422, "invalid_notification", str(exc))
+    log.info("%s: %s", printable(request.url.path), printable(str(exc)))
+    return _error(404 if isinstance(exc, LookupError) else 422, exc.code, str(exc))
+
+
 def _endpoint(handler: Handler, *, user: bool = False) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         if not authorized(request) and not (user and _is_user(request)):
@@ -81,16 +99,11 @@ def _endpoint(handler: Handler, *, user: bool = False) -> Callable[[Request], Aw
             result = await handler(request, _store(node_of(request).api))
         except _Fail as exc:
             return _error(exc.status, exc.code, exc.message)
-        except NotificationError as exc:
-            status = 404 if isinstance(exc, LookupError) else 422
-            log.info("%s: %s", printable(request.url.path), printable(str(exc)))
-            return _error(status, exc.code, str(exc))
-        except TaskError as exc:
-            return _error(422, "invalid_notification", str(exc))
+        except (NotificationError, TaskError) as exc:
+            return _refused(request, exc)
         except BrokerUnavailable as exc:
-            log.warning("%s: redis unavailable: %s", printable(request.url.path), exc)
-            return _error(503, "unavailable", "redis unavailable; try again")
-        return result if isinstance(result, Response) else _json(result)
+            return _redis_down(request, exc)
+        return _response(result)
 
     return endpoint
 

@@ -32,6 +32,11 @@ from shared.protocol import ErrorCode
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
+
+def _counter(name: str, documentation: str, *labels: str) -> Counter:
+    return Counter(name, documentation, labels, registry=REGISTRY)
+
+
 SLOT = WorkerSlot.from_environment()
 """This worker's place in a set of workers; None for a gateway of one process."""
 
@@ -54,68 +59,42 @@ CHANNELS = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
-BROKER_MESSAGES = Counter(
-    "relaycast_broker_messages", "Publications received from the broker", registry=REGISTRY
+BROKER_MESSAGES = _counter("relaycast_broker_messages", "Publications received from the broker")
+FRAMES_SENT = _counter("relaycast_frames_sent", "Frames written to clients")
+BYTES_SENT = _counter("relaycast_bytes_sent", "Bytes of frames written to clients")
+OUTBOX_DROPS = _counter("relaycast_outbox_drops", "Queued frames dropped, by reason", "reason")
+SLOW_DISCONNECTS = _counter(
+    "relaycast_slow_client_disconnects", "Clients closed with 4001 because their outbox filled"
 )
-FRAMES_SENT = Counter("relaycast_frames_sent", "Frames written to clients", registry=REGISTRY)
-BYTES_SENT = Counter(
-    "relaycast_bytes_sent", "Bytes of frames written to clients", registry=REGISTRY
+DISCONNECTS = _counter(
+    "relaycast_disconnects", "Connections closed by the gateway, by close code", "code"
 )
-OUTBOX_DROPS = Counter(
-    "relaycast_outbox_drops", "Queued frames dropped, by reason", ["reason"], registry=REGISTRY
+ERRORS = _counter("relaycast_client_errors", "Error frames sent to clients, by code", "code")
+BROKER_RECONNECTS = _counter("relaycast_broker_reconnects", "Times the broker link dropped")
+REPLAYED = _counter("relaycast_replayed_messages", "Messages replayed from history")
+RESUMES = _counter("relaycast_resumes", "Subscribes with a position, by outcome", "outcome")
+GAP_FILLS = _counter(
+    "relaycast_gap_fills", "Channel resyncs from history after a broker gap, by outcome", "outcome"
 )
-SLOW_DISCONNECTS = Counter(
-    "relaycast_slow_client_disconnects",
-    "Clients closed with 4001 because their outbox filled",
-    registry=REGISTRY,
-)
-DISCONNECTS = Counter(
-    "relaycast_disconnects",
-    "Connections closed by the gateway, by close code",
-    ["code"],
-    registry=REGISTRY,
-)
-ERRORS = Counter(
-    "relaycast_client_errors", "Error frames sent to clients, by code", ["code"], registry=REGISTRY
-)
-BROKER_RECONNECTS = Counter(
-    "relaycast_broker_reconnects", "Times the broker link dropped", registry=REGISTRY
-)
-REPLAYED = Counter(
-    "relaycast_replayed_messages", "Messages replayed from history", registry=REGISTRY
-)
-RESUMES = Counter(
-    "relaycast_resumes", "Subscribes with a position, by outcome", ["outcome"], registry=REGISTRY
-)
-GAP_FILLS = Counter(
-    "relaycast_gap_fills",
-    "Channel resyncs from history after a broker gap, by outcome",
-    ["outcome"],
-    registry=REGISTRY,
-)
-LIMIT_HITS = Counter(
+LIMIT_HITS = _counter(
     "relaycast_limit_hits",
     "Connections refused or closed, and requests refused, by the limit they hit",
-    ["limit"],
-    registry=REGISTRY,
+    "limit",
 )
-AUTH_REFUSALS = Counter(
+AUTH_REFUSALS = _counter(
     "relaycast_auth_refusals",
     "Tokens, tickets, origins and subscribes refused, by reason",
-    ["reason"],
-    registry=REGISTRY,
+    "reason",
 )
-REVOCATIONS = Counter(
+REVOCATIONS = _counter(
     "relaycast_revocations",
     "Revocations recorded through this gateway's API, by kind (token, user)",
-    ["kind"],
-    registry=REGISTRY,
+    "kind",
 )
-REVOKED_CONNECTIONS = Counter(
+REVOKED_CONNECTIONS = _counter(
     "relaycast_revoked_connections",
     "Open connections closed because their token was revoked, by kind (token, user)",
-    ["kind"],
-    registry=REGISTRY,
+    "kind",
 )
 LATENCY = Histogram(
     "relaycast_publish_to_send_seconds",

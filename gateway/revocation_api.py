@@ -13,7 +13,8 @@ issued afterwards to come back. The store and its rules are :mod:`gateway.revoca
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.routing import Route
@@ -32,14 +33,20 @@ from gateway.revocation import Revocations, RevocationStoreUnavailable
 
 __all__ = ["routes"]
 
+T = TypeVar("T")
+
 
 def _revocations(request: Request) -> Revocations:
     revocations: Revocations = node_of(request).security.revocations
     return revocations
 
 
-def _unavailable(exc: RevocationStoreUnavailable) -> _Fail:
-    return _Fail(503, "unavailable", "revocation store unavailable; try again")
+async def _stored(call: Awaitable[T]) -> T:
+    """Await a revocation store call; a store that cannot be reached answers 503."""
+    try:
+        return await call
+    except RevocationStoreUnavailable as exc:
+        raise _Fail(503, "unavailable", "revocation store unavailable; try again") from exc
 
 
 def _user(request: Request) -> str:
@@ -51,10 +58,7 @@ def _user(request: Request) -> str:
 
 async def _list(request: Request, api: Api) -> Any:
     revocations = _revocations(request)
-    try:
-        await revocations.load()
-    except RevocationStoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+    await _stored(revocations.load())
     return RevocationList(
         tokens=[RevokedToken(jti=j, expires=e) for j, e in sorted(revocations.tokens.items())],
         users=[RevokedUser(sub=u, issued_before=t) for u, t in sorted(revocations.users.items())],
@@ -63,28 +67,19 @@ async def _list(request: Request, api: Api) -> Any:
 
 async def _revoke_token(request: Request, api: Api) -> Any:
     body = await _body(request, RevokeToken, _limit(api))
-    try:
-        expires = await _revocations(request).revoke_token(body.jti, body.expires)
-    except RevocationStoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+    expires = await _stored(_revocations(request).revoke_token(body.jti, body.expires))
     return RevokedToken(jti=body.jti, expires=expires)
 
 
 async def _revoke_user(request: Request, api: Api) -> Any:
     body = await _body(request, RevokeUser, _limit(api))
-    try:
-        before = await _revocations(request).revoke_user(body.sub, body.issued_before)
-    except RevocationStoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+    before = await _stored(_revocations(request).revoke_user(body.sub, body.issued_before))
     return RevokedUser(sub=body.sub, issued_before=before)
 
 
 async def _forget_user(request: Request, api: Api) -> Any:
     user = _user(request)
-    try:
-        removed = await _revocations(request).forget_user(user)
-    except RevocationStoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+    removed = await _stored(_revocations(request).forget_user(user))
     if not removed:
         raise _Fail(404, "not_revoked", "this user has no revocation")
     return UserRevoked(sub=user, revoked=False)
@@ -92,10 +87,7 @@ async def _forget_user(request: Request, api: Api) -> Any:
 
 async def _disconnect(request: Request, api: Api) -> Any:
     user = _user(request)
-    try:
-        before = await _revocations(request).revoke_user(user, None)
-    except RevocationStoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+    before = await _stored(_revocations(request).revoke_user(user, None))
     return RevokedUser(sub=user, issued_before=before)
 
 

@@ -17,7 +17,8 @@ session raises :class:`InvalidState`. ``close`` on a closed session keeps the fi
 
 The outbox (:mod:`gateway.outbox`) is bounded: a frame that does not fit conflates a
 latest-value channel, or closes the session with 4001 (slow consumer) and the client
-resumes from history. Subscriptions catch up before going live (:mod:`gateway.subscription`).
+resumes from history. Subscriptions catch up before going live (:mod:`gateway.subscription`);
+the hub drives that through the methods of :class:`~gateway.catchup.CatchUp`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import msgspec
 
 from gateway.access import DENIED, Access, Grant, TokenError
 from gateway.bucket import TokenBucket
+from gateway.catchup import CatchUp
 from gateway.commands import (
     Command,
     Limits,
@@ -86,7 +88,7 @@ class InvalidState(Exception):
     never the client's doing)."""
 
 
-class Session:
+class Session(CatchUp):
     """Protocol state of one connection. Every call that feeds or drains it (``receive``,
     ``spend``, ``authenticate``, ``check_credentials``, ``take``) raises
     :class:`InvalidState` once it is closed."""
@@ -326,85 +328,6 @@ class Session:
         frame = pace.release(self.clock)
         if frame is not None:
             self.send(frame)
-
-    def hold(self, channel: str, frames: list[OutFrame]) -> bool:
-        """Take a backlog the hub refills from history, or hold the channel if the outbox
-        has no room for it: True means the caller must start a paced catch-up, which then
-        replays ``frames`` (and what follows) as the client reads."""
-        sub = self.subs.get(channel)
-        if (
-            sub is None
-            or sub.pending is not None
-            or not frames
-            or self.close_code is not None
-            or frames[0].latest
-            or self.outbox.fits(sum(len(f.json) for f in frames), 1, len(frames))
-        ):
-            for frame in frames:
-                self.deliver(frame)
-            return False
-        sub.catch_up(frames[-1].offset)
-        return True
-
-    def start(self, channel: str, subscribed: OutFrame, offset: int, target: int) -> bool:
-        """Send ``subscribed``; the replay follows from ``offset + 1`` and must reach
-        ``target`` (the channel's offset when this subscriber was registered: later
-        messages reach the hold). False: the subscription is gone (unsubscribed, closed)."""
-        sub = self.subs.get(channel)
-        if sub is None or sub.pending is None or self.close_code is not None:
-            return False
-        sub.start(offset, target)
-        self.send(subscribed)
-        return True
-
-    def feed(self, channel: str, frames: list[OutFrame]) -> int:
-        """Queue replayed frames (:meth:`Subscription.feed`); how many were queued."""
-        sub = self.subs.get(channel)
-        if sub is None or self.close_code is not None:
-            return 0
-        fed = sub.feed(frames, self.outbox)
-        if fed and sub.pace is not None and self.clock is not None:
-            sub.pace.due = self.clock.time() + sub.pace.interval  # the snapshot counts
-        return fed
-
-    def skip(self, channel: str, offset: int) -> None:
-        """Move on to ``offset`` without replaying what lies before (latest-value channels)."""
-        sub = self.subs.get(channel)
-        if sub is not None:
-            sub.skip(offset)
-
-    def go_live(self, channel: str) -> bool:
-        """Switch to live delivery if the held frames join up with what was replayed;
-        False: history must be read further first (:meth:`Subscription.join`)."""
-        sub = self.subs.get(channel)
-        if sub is None:
-            return True
-        held = sub.join(self.outbox)
-        if held is None:
-            return False
-        for frame in held:
-            self.deliver(frame)
-        return True
-
-    def position(self, channel: str) -> int | None:
-        """The last offset handed to the client for ``channel`` (None: not subscribed)."""
-        sub = self.subs.get(channel)
-        return None if sub is None or self.close_code is not None else sub.offset
-
-    def restart(self, channel: str, notice: OutFrame, offset: int) -> None:
-        """The channel's stream broke (``notice`` is a ``subscribed`` frame with
-        ``recovered: false``): messages continue above ``offset``."""
-        sub = self.subs.get(channel)
-        if sub is None:
-            return
-        if sub.pending is not None:
-            # This channel is catching up from the old stream: start over.
-            self.close(CloseCode.TRY_AGAIN_LATER, "channel history lost during resume")
-            return
-        if sub.pace is not None:
-            sub.pace.parked = None  # from the broken stream: the notice comes first
-        sub.offset = offset
-        self.send(notice)
 
     def fail_subscribe(self, channel: str, code: ErrorCode, message: str) -> None:
         """A subscribe could not be served: forget it and tell the client."""

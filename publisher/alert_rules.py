@@ -27,6 +27,7 @@ process judges the same samples the same way.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
 import re
@@ -38,6 +39,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+
+from shared.state.series import parse_seconds
 
 __all__ = [
     "Evaluator",
@@ -54,8 +57,6 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 class RulesError(ValueError):
@@ -137,11 +138,13 @@ def parse_duration(value: object, what: str = "duration") -> float:
     Raises:
         RulesError: not a duration.
     """
+    seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            seconds = parse_seconds(value, what)
+    if seconds is None:
         raise RulesError(f"{what}: {value!r} is not a duration (like 30, '90s', '5m', '1h')")
     if not math.isfinite(seconds) or seconds < 0:
         raise RulesError(f"{what}: a duration must be >= 0, got {value!r}")

@@ -34,7 +34,7 @@ from publisher.alert_rules import (
     default_rules,
     load_rules,
 )
-from publisher.health import Health, serve_health
+from publisher.health import Health, run_with_health
 from publisher.rounds import run_rounds
 from shared.broker import BrokerUnavailable
 from shared.broker.redis_url import async_command_client, parse_redis_url
@@ -242,13 +242,7 @@ async def run_alerts(settings: Settings, stop: asyncio.Event | None = None) -> N
     )
     publisher = AlertsPublisher(settings, rules, settings.alerts_rules)
     health = Health(settings.alerts_interval, "evaluate alerts")
-    server = await serve_health(health, settings.health_port) if settings.health_port else None
-    try:
-        await publisher.run(stop, health)
-    finally:
-        if server is not None:
-            server.close()
-        await publisher.close()
+    await run_with_health(publisher, health, settings.health_port, stop)
 
 
 _decode_series = msgspec.json.Decoder(SeriesInfo).decode

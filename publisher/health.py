@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Protocol
 
 import msgspec
 
-__all__ = ["GRACE", "Health", "serve_health"]
+__all__ = ["GRACE", "Health", "RoundsWorker", "run_with_health", "serve_health"]
 
 log = logging.getLogger("relaycast.health")
 
@@ -103,3 +104,27 @@ async def serve_health(health: Health, port: int, host: str = "0.0.0.0") -> asyn
     server = await asyncio.start_server(answer, host, port)
     log.info("health on http://%s:%d/healthz and /readyz", host, port)
     return server
+
+
+class RoundsWorker(Protocol):
+    """A publisher process that works in rounds until stopped (metrics, alerts)."""
+
+    async def run(self, stop: asyncio.Event | None = None, health: Health | None = None) -> None:
+        """Work in rounds, reporting each to ``health``, until ``stop`` is set."""
+
+    async def close(self) -> None:
+        """Let go of Redis."""
+
+
+async def run_with_health(
+    worker: RoundsWorker, health: Health, port: int, stop: asyncio.Event | None = None
+) -> None:
+    """Run ``worker`` until ``stop``, with ``health`` served on ``port`` (0: not served),
+    then close both."""
+    server = await serve_health(health, port) if port else None
+    try:
+        await worker.run(stop, health)
+    finally:
+        if server is not None:
+            server.close()
+        await worker.close()

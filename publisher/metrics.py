@@ -31,7 +31,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from publisher.health import Health, serve_health
+from publisher.health import Health, run_with_health
 from publisher.publish import AsyncPublisher
 from publisher.rounds import run_rounds
 from publisher.sampler import Sampler
@@ -242,10 +242,4 @@ async def run_metrics(settings: Settings, stop: asyncio.Event | None = None) -> 
         f"{settings.metrics_idle_interval:.0f}s" if settings.metrics_idle_interval else "never",
     )
     health = Health(settings.metrics_interval, f"publish {publisher.channel}")
-    server = await serve_health(health, settings.health_port) if settings.health_port else None
-    try:
-        await publisher.run(stop, health)
-    finally:
-        if server is not None:
-            server.close()
-        await publisher.close()
+    await run_with_health(publisher, health, settings.health_port, stop)

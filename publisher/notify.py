@@ -16,11 +16,9 @@ A notification is kept (``notify_keep`` per user), announced on ``notifications.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Self
 
-from publisher.publish import AsyncPublisher
+from publisher.publish import PublisherApi
 from shared.destinations import Destinations
-from shared.settings import Settings
 from shared.state.notification_store import NotificationStore
 from shared.state.notifications import (
     Delivery,
@@ -37,19 +35,10 @@ from shared.state.notifications import (
 __all__ = ["Notifications", "Sink"]
 
 
-class Notifications:
+class Notifications(PublisherApi[NotificationStore]):
     """Sends and reads notifications. Holds one Redis connection pool; close it when done."""
 
-    def __init__(
-        self,
-        redis_url: str | None = None,
-        *,
-        settings: Settings | None = None,
-        publisher: AsyncPublisher | None = None,
-    ) -> None:
-        self._own = publisher is None
-        self._publisher = publisher or AsyncPublisher(redis_url, settings=settings)
-        self.store = NotificationStore(self._publisher.redis, self._publisher.settings)
+    store_type = NotificationStore
 
     async def send(
         self,
@@ -133,13 +122,3 @@ class Notifications:
     async def deliveries(self, project: str, limit: int = 100) -> list[Delivery]:
         """The status of ``project``'s recent deliveries to its sinks, newest first."""
         return await self.store.deliveries(project, limit)
-
-    async def close(self) -> None:
-        if self._own:
-            await self._publisher.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, Self, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -31,7 +31,14 @@ from shared.channels import check_channel
 from shared.protocol import Position
 from shared.settings import Settings
 
-__all__ = ["AsyncPublisher", "PayloadTooLarge", "Publisher", "encode_payload"]
+__all__ = [
+    "AsyncClosing",
+    "AsyncPublisher",
+    "PayloadTooLarge",
+    "Publisher",
+    "PublisherApi",
+    "encode_payload",
+]
 
 _encoder = msgspec.json.Encoder()
 _T = TypeVar("_T")
@@ -57,7 +64,20 @@ def encode_payload(data: Any, limit: int) -> bytes:
     return payload
 
 
-class AsyncPublisher:
+class AsyncClosing:
+    """``async with`` for an object whose ``close()`` releases what it holds."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class AsyncPublisher(AsyncClosing):
     """Publishes through a broker: its own, made from the URL, or ``broker`` if given
     (which it then does not close)."""
 
@@ -104,11 +124,33 @@ class AsyncPublisher:
         if self._own:
             await self.broker.close()
 
-    async def __aenter__(self) -> AsyncPublisher:
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+StoreT = TypeVar("StoreT")
+
+
+class PublisherApi(AsyncClosing, Generic[StoreT]):
+    """Base of the APIs that write through a state store (tasks, notifications).
+
+    Each either borrows an :class:`AsyncPublisher` (whose owner closes it, so several APIs
+    share one connection pool) or makes and owns one from ``redis_url`` and ``settings``.
+    """
+
+    store_type: Callable[[aioredis.Redis, Settings], StoreT]
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        publisher: AsyncPublisher | None = None,
+    ) -> None:
+        self._own = publisher is None
+        self._publisher = publisher or AsyncPublisher(redis_url, settings=settings)
+        self.store = self.store_type(self._publisher.redis, self._publisher.settings)
+
+    async def close(self) -> None:
+        if self._own:
+            await self._publisher.close()
 
 
 class Publisher:

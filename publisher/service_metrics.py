@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import re
 import time
-from types import TracebackType
 from typing import Literal
 
 import redis.asyncio as aioredis
 
+from publisher.publish import AsyncClosing
 from shared.broker.redis_url import async_command_client, parse_redis_url
 from shared.protocol import Position
 from shared.settings import Settings
@@ -33,7 +33,7 @@ __all__ = ["InvalidSample", "ServiceMetrics"]
 _RULE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class ServiceMetrics:
+class ServiceMetrics(AsyncClosing):
     """Gauges and counters of one ``source``, flushed to Redis as a batch.
 
     Use as ``async with ServiceMetrics(url, "billing") as metrics:``; leaving the block
@@ -141,14 +141,3 @@ class ServiceMetrics:
             await self.flush()
         finally:
             await self._redis.aclose()
-
-    async def __aenter__(self) -> ServiceMetrics:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

@@ -27,12 +27,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
-from types import TracebackType
 from typing import Any, Self
 
-from publisher.publish import AsyncPublisher
+from publisher.publish import PublisherApi
 from shared.broker import BrokerUnavailable
-from shared.settings import Settings
 from shared.state.task_log import LogPage
 from shared.state.task_query import TaskPage, TaskQuery, TaskStats, window_bounds
 from shared.state.task_store import TaskStore
@@ -59,19 +57,10 @@ __all__ = ["Phase", "Task", "Tasks", "Workflow"]
 log = logging.getLogger("relaycast.tasks")
 
 
-class Tasks:
+class Tasks(PublisherApi[TaskStore]):
     """Creates and finds tasks. Holds one Redis connection pool; close it when done."""
 
-    def __init__(
-        self,
-        redis_url: str | None = None,
-        *,
-        settings: Settings | None = None,
-        publisher: AsyncPublisher | None = None,
-    ) -> None:
-        self._own = publisher is None
-        self._publisher = publisher or AsyncPublisher(redis_url, settings=settings)
-        self.store = TaskStore(self._publisher.redis, self._publisher.settings)
+    store_type = TaskStore
 
     async def create(
         self,
@@ -94,20 +83,9 @@ class Tasks:
             InvalidTask: a malformed argument. TaskExists: the id is taken.
             BrokerUnavailable: Redis cannot be reached.
         """
-        state = await self.store.create(
-            Create(
-                project=project,
-                id=id,
-                name=name,
-                type=type,
-                total_steps=total_steps,
-                metadata=dict(metadata or {}),
-                owner=owner,
-                tags=list(tags),
-                group=group,
-            )
-        )
-        return Task(self.store, state)
+        request = _create(project, name, id, type, metadata, owner, tags, group)
+        request.total_steps = total_steps
+        return Task(self.store, await self.store.create(request))
 
     async def create_workflow(
         self,
@@ -125,20 +103,9 @@ class Tasks:
         """Create a queued workflow with named phases (``name`` or ``(name, weight)``; a
         phase's weight is its share of the overall percent, 1 by default)."""
         specs = [PhaseSpec(p) if isinstance(p, str) else PhaseSpec(p[0], p[1]) for p in phases]
-        state = await self.store.create(
-            Create(
-                project=project,
-                id=id,
-                name=name,
-                type=type,
-                metadata=dict(metadata or {}),
-                owner=owner,
-                tags=list(tags),
-                group=group,
-                phases=specs,
-            )
-        )
-        return Workflow(self.store, state)
+        request = _create(project, name, id, type, metadata, owner, tags, group)
+        request.phases = specs
+        return Workflow(self.store, await self.store.create(request))
 
     async def get(self, project: str, task_id: str) -> Task:
         """A handle on an existing task or workflow (raises UnknownTask)."""
@@ -201,15 +168,29 @@ class Tasks:
         async with workflow:
             yield workflow
 
-    async def close(self) -> None:
-        if self._own:
-            await self._publisher.close()
 
-    async def __aenter__(self) -> Tasks:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+def _create(
+    project: str,
+    name: str,
+    id: str,
+    type: str,
+    metadata: Mapping[str, Any] | None,
+    owner: str | None,
+    tags: Iterable[str],
+    group: str | None,
+) -> Create:
+    """The request for a task or a workflow: what both take (the caller adds its steps or
+    its phases)."""
+    return Create(
+        project=project,
+        id=id,
+        name=name,
+        type=type,
+        metadata=dict(metadata or {}),
+        owner=owner,
+        tags=list(tags),
+        group=group,
+    )
 
 
 class _Unit(abc.ABC):
@@ -274,12 +255,7 @@ class _Unit(abc.ABC):
             await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if self._status in FINAL:
             return  # finished inside the block
         if exc is None:

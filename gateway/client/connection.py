@@ -24,7 +24,6 @@ import enum
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from types import TracebackType
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
@@ -232,12 +231,7 @@ class Client:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     def __aiter__(self) -> AsyncIterator[Event]:

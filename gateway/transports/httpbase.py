@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import math
 import time
-from types import TracebackType
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -116,12 +115,7 @@ class HttpSession:
         self._tasks.append(self.loop.create_task(self._watch()))
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         watcher, *subscribes = self._tasks
         watcher.cancel()
         for task in subscribes:  # let a subscribe in flight finish, then leave cleanly

@@ -115,12 +115,7 @@ class Broker(Protocol):
         """
 
     async def history(
-        self,
-        channel: str,
-        options: ChannelOptions,
-        *,
-        since: int | None = None,
-        limit: int = 0,
+        self, channel: str, options: ChannelOptions, *, since: int | None = None, limit: int = 0
     ) -> History:
         """Read a channel's position and, with ``limit > 0``, some of its history.
 

@@ -129,12 +129,7 @@ class MemoryBroker:
         return Position(stream.offset, stream.epoch)
 
     async def history(
-        self,
-        channel: str,
-        options: ChannelOptions,
-        *,
-        since: int | None = None,
-        limit: int = 0,
+        self, channel: str, options: ChannelOptions, *, since: int | None = None, limit: int = 0
     ) -> History:
         check_since(since)
         stream = self._bus.read(channel)

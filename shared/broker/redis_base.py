@@ -24,8 +24,6 @@ import contextlib
 import logging
 
 import msgspec
-import redis.asyncio as aioredis
-import redis.asyncio.cluster as aiocluster
 from redis.exceptions import RedisError
 
 from shared.backoff import backoff_delay
@@ -33,6 +31,7 @@ from shared.broker.base import BrokerEventHandler, BrokerUnavailable
 from shared.broker.redis_probe import watch
 from shared.broker.redis_scripts import PUBLISH_LUA
 from shared.broker.redis_store import RedisStore
+from shared.broker.redis_url import AsyncCommandClient
 from shared.protocol import decode_publication
 
 __all__ = ["DEFAULT_OPTIONS", "IDLE_SECONDS", "TOPOLOGY_POLL", "LinkOptions", "RedisBrokerBase"]
@@ -69,10 +68,7 @@ class RedisBrokerBase(RedisStore):
     """How logs name the topology."""
 
     def __init__(
-        self,
-        client: aioredis.Redis | aiocluster.RedisCluster,
-        options: LinkOptions,
-        publish_lua: str = PUBLISH_LUA,
+        self, client: AsyncCommandClient, options: LinkOptions, publish_lua: str = PUBLISH_LUA
     ) -> None:
         super().__init__(client, options.prefix, publish_lua)
         self._probe_interval = options.probe_interval

@@ -15,8 +15,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-import redis.asyncio as aioredis
-import redis.asyncio.cluster as aiocluster
 from redis.exceptions import RedisError
 
 from shared.broker.base import (
@@ -34,7 +32,7 @@ from shared.broker.redis_scripts import (
     meta_ttl,
     publish_args,
 )
-from shared.broker.redis_url import release_idle
+from shared.broker.redis_url import AsyncCommandClient, release_idle
 from shared.channels import ChannelOptions
 from shared.protocol import Position, Publication
 
@@ -47,10 +45,7 @@ class RedisStore:
     """Positions and history of channels in Redis, through ``client``."""
 
     def __init__(
-        self,
-        client: aioredis.Redis | aiocluster.RedisCluster,
-        prefix: str,
-        publish_lua: str = PUBLISH_LUA,
+        self, client: AsyncCommandClient, prefix: str, publish_lua: str = PUBLISH_LUA
     ) -> None:
         self.client = client
         self._prefix = prefix
@@ -88,12 +83,7 @@ class RedisStore:
         return Position(int(reply[0]), reply[1].decode())
 
     async def history(
-        self,
-        channel: str,
-        options: ChannelOptions,
-        *,
-        since: int | None = None,
-        limit: int = 0,
+        self, channel: str, options: ChannelOptions, *, since: int | None = None, limit: int = 0
     ) -> History:
         check_since(since)
         meta, stream, _ = channel_keys(self._prefix, channel)

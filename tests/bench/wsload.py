@@ -10,7 +10,7 @@ a number above the expected one is loss, below it a duplicate.
 With ``compression`` the clients offer permessage-deflate as browsers do. A connection
 that negotiated it splits each read into frames and inflates the compressed ones before
 the search; the gateway sends every client the same compressed bytes, so a process
-inflates each message once and looks the rest up by their bytes.
+inflates each message once and looks the rest up by their bytes (:mod:`tests.bench.inflater`).
 
 The parent drives a process through a pipe and gets one reply per command (see
 :func:`run`).
@@ -25,10 +25,11 @@ import resource
 import select
 import socket
 import time
-import zlib
 from array import array
 from multiprocessing.connection import Connection
 
+from tests.bench.inflater import OFFER, Inflater
+from tests.bench.loadconn import CLOSED, CONNECTING, HANDSHAKE, LIVE, SUBSCRIBING, LoadConn
 from tests.bench.loadspec import LoadConfig, LoadStats
 from tests.rawws import (
     ERROR,
@@ -41,7 +42,7 @@ from tests.rawws import (
     subscribe_frame,
 )
 
-__all__ = ["LoadConfig", "LoadStats", "run"]
+__all__ = ["OFFER", "LoadConfig", "LoadStats", "run"]
 
 RECV_SIZE = 65536
 """Bytes asked of each recv. Larger buffers cost far more than they save: glibc serves
@@ -51,45 +52,14 @@ _findall = MESSAGE.findall
 _time = time.time
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
-CONNECTING, HANDSHAKE, SUBSCRIBING, LIVE, CLOSED = range(5)
-
-OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-_SYNC_TAIL = b"\x00\x00\xff\xff"  # removed by the sender of each compressed message
-_INFLATED_KEPT = 4096  # compressed messages remembered; then the memo starts afresh
-
-
-class _Conn:
-    __slots__ = (
-        "addr",
-        "channel",
-        "deflate",
-        "epoch",
-        "next_n",
-        "sock",
-        "source",
-        "state",
-        "tail",
-    )
-
-    def __init__(self, addr: tuple[str, int], source: str, channel: str) -> None:
-        self.addr = addr
-        self.source = source
-        self.channel = channel
-        self.sock: socket.socket | None = None
-        self.state = CONNECTING
-        self.tail = b""
-        self.next_n = 1
-        self.epoch: str | None = None
-        self.deflate = False  # negotiated permessage-deflate
-
 
 class _Loader:
     def __init__(self, config: LoadConfig, pipe: Connection) -> None:
         self.config = config
         self.pipe = pipe
         self.poll = select.epoll()
-        self.conns: dict[int, _Conn] = {}
-        self.queue: list[_Conn] = []
+        self.conns: dict[int, LoadConn] = {}
+        self.queue: list[LoadConn] = []
         self.pending = 0
         self.stats = LoadStats()
         self.lat = array("d")
@@ -101,11 +71,11 @@ class _Loader:
         self.connect_reply = False
         self.running = True
         self._cpu0 = 0.0
-        self.inflated: dict[bytes, bytes] = {}
+        self.inflater = Inflater()
 
     # --- connections -------------------------------------------------------------------
 
-    def _open(self, conn: _Conn) -> None:
+    def _open(self, conn: LoadConn) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         with contextlib.suppress(OSError):
@@ -129,7 +99,7 @@ class _Loader:
         self.pending += 1
         self.poll.register(sock.fileno(), select.EPOLLOUT)
 
-    def _failed(self, conn: _Conn) -> None:
+    def _failed(self, conn: LoadConn) -> None:
         conn.state = CLOSED
         self.stats.failed += 1
 
@@ -137,7 +107,7 @@ class _Loader:
         while self.queue and self.pending < self.config.max_pending:
             self._open(self.queue.pop())
 
-    def _drop(self, fd: int, conn: _Conn, code: int | None) -> None:
+    def _drop(self, fd: int, conn: LoadConn, code: int | None) -> None:
         was = conn.state
         with contextlib.suppress(OSError, ValueError):
             self.poll.unregister(fd)
@@ -161,7 +131,7 @@ class _Loader:
 
     # --- inbound -----------------------------------------------------------------------
 
-    def _readable(self, fd: int, conn: _Conn) -> None:
+    def _readable(self, fd: int, conn: LoadConn) -> None:
         sock = conn.sock
         assert sock is not None
         try:
@@ -186,7 +156,7 @@ class _Loader:
         else:
             self._subscribed(fd, conn, conn.tail + data)
 
-    def _messages(self, conn: _Conn, data: bytes) -> None:
+    def _messages(self, conn: LoadConn, data: bytes) -> None:
         """Count, check and time every message frame in ``data`` (the hot path)."""
         found = _findall(data)
         if found:
@@ -198,41 +168,16 @@ class _Loader:
             return
         conn.tail = b"" if data[-1] == 0x7D else data[-_KEEP:]
 
-    def _deflated(self, conn: _Conn, data: bytes) -> None:
+    def _deflated(self, conn: LoadConn, data: bytes) -> None:
         """:meth:`_messages` for a connection with permessage-deflate: whole frames only,
         compressed ones inflated (each distinct one once per process)."""
-        parts = []
-        closing = b""
-        i, end, n = 0, 0, len(data)
-        inflated = self.inflated
-        while n - i >= 2:
-            first, length, head = data[i], data[i + 1] & 0x7F, 2
-            if length == 126:
-                length, head = int.from_bytes(data[i + 2 : i + 4]), 4
-            elif length == 127:
-                length, head = int.from_bytes(data[i + 2 : i + 10]), 10
-            end = i + head + length
-            if end > n or n - i < head:
-                break
-            body = data[i + head : end]
-            if first & 0x40:
-                text = inflated.get(body)
-                if text is None:
-                    if len(inflated) >= _INFLATED_KEPT:
-                        inflated.clear()
-                    text = zlib.decompressobj(wbits=-15).decompress(body + _SYNC_TAIL)
-                    inflated[body] = text
-                body = text
-            elif first & 0x0F == 0x8:
-                closing = data[i:end]  # for close_code() once the socket ends
-            parts.append(body)
-            i = end
-        conn.tail = data[i:] or closing
-        found = _findall(b"".join(parts))
+        text, end, closing = self.inflater.frames(data)
+        conn.tail = data[end:] or closing
+        found = _findall(text)
         if found:
             self._count(conn, found)
 
-    def _count(self, conn: _Conn, found: list[tuple[bytes, bytes]]) -> None:
+    def _count(self, conn: LoadConn, found: list[tuple[bytes, bytes]]) -> None:
         """Count, check and time the messages ``found`` (publish time and number each)."""
         now = _time()
         count = len(found)
@@ -262,7 +207,7 @@ class _Loader:
         self.received += count
         self.last_recv = now
 
-    def _check(self, conn: _Conn, numbers: list[int]) -> None:
+    def _check(self, conn: LoadConn, numbers: list[int]) -> None:
         expected = conn.next_n
         for n in numbers:
             if n == expected:
@@ -274,7 +219,7 @@ class _Loader:
                 self.stats.duplicates += 1
         conn.next_n = expected
 
-    def _handshake_reply(self, fd: int, conn: _Conn, data: bytes) -> None:
+    def _handshake_reply(self, fd: int, conn: LoadConn, data: bytes) -> None:
         buf = conn.tail + data
         end = buf.find(b"\r\n\r\n")
         if end < 0:
@@ -292,7 +237,7 @@ class _Loader:
         conn.tail = b""
         self._subscribed(fd, conn, buf[end + 4 :])
 
-    def _subscribed(self, fd: int, conn: _Conn, buf: bytes) -> None:
+    def _subscribed(self, fd: int, conn: LoadConn, buf: bytes) -> None:
         match = SUBSCRIBED.search(buf)
         if match is None:
             error = ERROR.search(buf)
@@ -327,7 +272,7 @@ class _Loader:
         if rest:
             self._messages(conn, rest)
 
-    def _writable(self, fd: int, conn: _Conn) -> None:
+    def _writable(self, fd: int, conn: LoadConn) -> None:
         sock = conn.sock
         assert sock is not None
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
@@ -348,7 +293,7 @@ class _Loader:
             for i in range(config.first + config.count - 1, config.first - 1, -1):
                 addr = config.urls[i % len(config.urls)]
                 source = config.sources[i % len(config.sources)]
-                self.queue.append(_Conn(addr, source, config.channels[i % len(config.channels)]))
+                self.queue.append(LoadConn(addr, source, config.channels[i % len(config.channels)]))
             self.connect_reply = True
             self._start_more()
         elif command == "reset":

@@ -18,57 +18,23 @@
 
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 import { fmt, h } from "./dom.js";
+import {
+  CHART_PATHS,
+  CHARTS,
+  OWN_CHARTS,
+  STANDARD,
+  facts,
+  number,
+  ownNumbers,
+  ownSpec,
+  pick,
+  place,
+  seriesLabel,
+} from "./snapshot.js";
 
-const CHARTS = [
-  {
-    key: "cpu",
-    title: "CPU",
-    unit: fmt.percent,
-    axis: (v) => `${Math.round(v)}%`,
-    range: [0, 100],
-    series: [{ label: "cpu", stroke: "#38bdf8", path: "cpu.percent" }],
-  },
-  {
-    key: "memory",
-    title: "Memory",
-    unit: fmt.percent,
-    axis: (v) => `${Math.round(v)}%`,
-    range: [0, 100],
-    series: [
-      { label: "memory", stroke: "#a78bfa", path: "memory.percent" },
-      { label: "swap", stroke: "#f59e0b", path: "swap.percent" },
-    ],
-  },
-  {
-    key: "network",
-    title: "Network",
-    unit: fmt.rate,
-    axis: fmt.rate,
-    series: [
-      { label: "in", stroke: "#22c55e", path: "net.recv_bytes_per_s" },
-      { label: "out", stroke: "#f472b6", path: "net.sent_bytes_per_s" },
-    ],
-  },
-  {
-    key: "disk",
-    title: "Disk I/O",
-    unit: fmt.rate,
-    axis: fmt.rate,
-    series: [
-      { label: "read", stroke: "#facc15", path: "disk.read_bytes_per_s" },
-      { label: "write", stroke: "#fb923c", path: "disk.write_bytes_per_s" },
-    ],
-  },
-];
-
-/** Fields of the metrics publisher's snapshot: charted above, shown as facts, or neither. */
-const STANDARD = new Set(["host", "time", "interval", "cpu", "memory", "swap", "disk", "net", "load", "processes", "uptime"]);
-const OWN_CHARTS = 12; // charts of a host's own fields, at most
-const OWN_COLOURS = ["#38bdf8", "#a78bfa", "#22c55e", "#f472b6", "#facc15", "#fb923c"];
 const HEIGHT = 110;
 const RANGES = { "1h": 3600, "1d": 86400, "30d": 30 * 86400 };
 const HISTORY_POINTS = 1500;
-const CHART_PATHS = new Set(CHARTS.flatMap((c) => c.series.map((s) => s.path)));
 
 export class Metrics {
   constructor(rc, { range = "1h", hosts = [], sources = [] } = {}) {
@@ -317,68 +283,6 @@ export class Metrics {
   }
 }
 
-/** The one-line facts of a snapshot, from whichever of their fields it has. */
-function facts(s) {
-  const out = [];
-  const cores = number(pick(s, "cpu.count"));
-  const load = number(pick(s, "load.1m"));
-  const disk = number(pick(s, "disk.percent"));
-  const processes = number(pick(s, "processes"));
-  const uptime = number(pick(s, "uptime"));
-  if (cores !== null) out.push(`${cores} cores`);
-  if (load !== null) out.push(`load ${load.toFixed(2)}`);
-  if (disk !== null) out.push(`disk ${fmt.percent(disk)} used`);
-  if (processes !== null) out.push(`${processes} processes`);
-  if (uptime !== null) out.push(`up ${fmt.duration(uptime)}`);
-  return out;
-}
-
-/** [dotted path, number] for every number in the snapshot outside the standard fields. */
-function ownNumbers(s) {
-  const found = [];
-  const walk = (value, path, depth) => {
-    if (typeof value === "number") {
-      if (Number.isFinite(value)) found.push([path, value]);
-    } else if (value && typeof value === "object" && !Array.isArray(value) && depth < 4) {
-      for (const [key, inner] of Object.entries(value)) walk(inner, `${path}.${key}`, depth + 1);
-    }
-  };
-  for (const [key, value] of Object.entries(s)) if (!STANDARD.has(key)) walk(value, key, 0);
-  return found;
-}
-
-function ownSpec(key, index, units) {
-  const path = key.slice("own:".length);
-  const withUnit = (v) => {
-    const unit = units.get(path);
-    return unit && v !== null && v !== undefined ? `${fmt.number(v)} ${unit}` : fmt.number(v);
-  };
-  return {
-    key,
-    own: true,
-    title: units.get(path) ? `${path} (${units.get(path)})` : path,
-    unit: withUnit,
-    axis: fmt.number,
-    series: [{ label: path.split(".").pop(), stroke: OWN_COLOURS[index % OWN_COLOURS.length], path }],
-  };
-}
-
-/** A service's series as its chart names it: `metric`, or `metric[entity]`. */
-function seriesLabel(s) {
-  return s.entity ? `${s.metric}[${s.entity}]` : s.metric;
-}
-
-/** Set `value` at dotted `path` in a host snapshot being rebuilt from history. */
-function place(snapshot, path, value) {
-  const parts = path.split(".");
-  let at = snapshot;
-  for (const part of parts.slice(0, -1)) {
-    if (!at[part] || typeof at[part] !== "object") at[part] = {};
-    at = at[part];
-  }
-  at[parts[parts.length - 1]] = value;
-}
-
 /** GET a JSON document of the API with the key this browser holds, if any; null on any failure. */
 async function fetchJSON(path) {
   try {
@@ -390,19 +294,6 @@ async function fetchJSON(path) {
   } catch (err) {
     return null;
   }
-}
-
-function pick(s, path) {
-  let value = s;
-  for (const part of path.split(".")) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = value[part];
-  }
-  return value;
-}
-
-function number(v) {
-  return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
 function width(box) {
