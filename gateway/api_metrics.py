@@ -36,6 +36,10 @@ from shared.state.series import InvalidSample, Sample, parse_tiers
 
 __all__ = ["MetricsBatch", "routes"]
 
+_LARGEST = 1e12
+"""The largest query number: seconds since the epoch reach 1e12 in the year 33658; a
+larger time would overflow into infinity as milliseconds."""
+
 _stores: weakref.WeakKeyDictionary[Api, HistoryStore] = weakref.WeakKeyDictionary()
 
 
@@ -101,8 +105,10 @@ def _number(request: Request, name: str) -> float | None:
         value = float(raw[:40]) if len(raw) <= 40 else math.nan
     except ValueError:
         value = math.nan
-    if not math.isfinite(value):
-        raise _Fail(422, "invalid_query", f"{name} must be a finite number, got {raw[:40]!r}")
+    if not abs(value) <= _LARGEST:  # also NaN and infinity
+        raise _Fail(
+            422, "invalid_query", f"{name} must be a number within +-{_LARGEST:g}, got {raw[:40]!r}"
+        )
     return value
 
 
