@@ -125,10 +125,17 @@ def apply_metrics_rules(components: dict[str, Any]) -> None:
     """Write the naming rules and bounds into the bodies of :data:`METRICS_KINDS`."""
     batch = components["MetricsBatch"]["properties"]
     batch["samples"].update(minItems=1, maxItems=MAX_BATCH)
-    batch["interval"].update(exclusiveMinimum=0, maximum=86400)
+    batch["interval"].update(minimum=0.001, maximum=86400)
     sample = components["Sample"]["properties"]
     sample["metric"] = METRIC_RULE
     sample["value"].update(minimum=-MAX_VALUE, maximum=MAX_VALUE)
+    # A counter's increment: never negative, and small enough that its rate (over 1 ms
+    # at least) and a batch's sum of it stay within MAX_VALUE.
+    components["Sample"]["if"] = {
+        "properties": {"kind": {"const": "counter"}},
+        "required": ["kind"],
+    }
+    components["Sample"]["then"] = {"properties": {"value": {"minimum": 0, "maximum": 1e290}}}
     sample["entity"] = _NO_ENTITY
     sample["unit"] = {"type": "string", "pattern": "^[\\x20-\\x7e\\u00b0-\\u00ff]{0,16}$",
                       "maxLength": 16, "default": ""}  # fmt: skip
