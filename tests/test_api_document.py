@@ -26,11 +26,8 @@ def _mounted() -> set[tuple[str, str]]:
         paths = [route.path]
         for name, values in _ENUMERATED.items():
             marker = "{" + name + "}"
-            paths = (
-                [p.replace(marker, v) for p in paths for v in values]
-                if marker in route.path
-                else paths
-            )
+            if marker in route.path:
+                paths = [p.replace(marker, v) for p in paths for v in values]
         for method in (route.methods or set()) - {"HEAD"}:
             found.update((path, method) for path in paths)
     return found
