@@ -4,8 +4,8 @@ not), sends them to a production gateway on real Redis, and no answer may be a 5
 
 Bounded: a dozen examples per operation, some 650 in all, derandomized so that a run is
 repeatable. Every route under ``/api`` is an operation of the document
-(tests/test_api_document.py), so every route is fuzzed. The gateway writes under its own key prefix, so what the fuzzer
-revokes or creates touches no other test.
+(tests/test_api_document.py), so every route is fuzzed. The gateway writes under its own
+key prefix, so what the fuzzer revokes or creates touches no other test.
 """
 
 from __future__ import annotations
