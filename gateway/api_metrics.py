@@ -35,6 +35,10 @@ from shared.state.series import InvalidSample, Sample, parse_tiers
 
 __all__ = ["MetricsBatch", "routes"]
 
+_LARGEST = 1e12
+"""The largest query number: seconds since the epoch reach 1e12 in the year 33658; a
+larger time would overflow into infinity as milliseconds."""
+
 _stores: weakref.WeakKeyDictionary[Api, HistoryStore] = weakref.WeakKeyDictionary()
 
 
@@ -93,7 +97,10 @@ async def _series(request: Request, api: Api) -> Any:
 
 
 def _number(request: Request, name: str) -> float | None:
-    return _query_float(request, name, "a finite number", echo=True)
+    value = _query_float(request, name, f"a number within +-{_LARGEST:g}", echo=True)
+    if value is not None and abs(value) > _LARGEST:
+        raise _Fail(422, "invalid_query", f"{name} must be a number within +-{_LARGEST:g}")
+    return value
 
 
 async def _points(request: Request, api: Api) -> Any:

@@ -175,7 +175,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     meaning = {
         400: "The body is not JSON, an unknown query parameter, or a malformed cursor",
         401: "No or wrong API key",
-        404: "No such task, alert, host or revocation",
+        404: "No such task, alert, host, series or revocation",
         409: "The change does not fit the task's status, or the id is taken",
         413: "The body is too large",
         422: "A malformed field",
@@ -206,7 +206,9 @@ def _apply_rules(components: dict[str, Any]) -> None:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of ``/api``."""
-    from gateway.task_api_schema import task_query_paths  # it builds on the helpers here
+    # They build on the helpers here.
+    from gateway.metrics_schema import METRICS_KINDS, apply_metrics_rules, metrics_paths
+    from gateway.task_api_schema import task_query_paths
 
     kinds: list[type[Any]] = [
         PublishRequest,
@@ -229,17 +231,26 @@ def openapi_document() -> dict[str, Any]:
         RevocationList,
         *(kind for kind, _ in _ACTIONS.values()),
         *NOTIFICATION_KINDS,
+        *METRICS_KINDS,
     ]
     _, components = msgspec.json.schema_components(
         kinds, ref_template="#/components/schemas/{name}"
     )
     _apply_rules(components)
+    apply_metrics_rules(components)
     project = _path("project", "Project id: 1-32 of A-Z a-z 0-9 _ -", PROJECT_RULE)
     task_id = _path("task_id", "Task id: 1-64 of A-Z a-z 0-9 _ -", TASK_ID_RULE)
     user = _path("sub", "A user (a token's sub)", {"type": "string", "minLength": 1,
                  "maxLength": 256})  # fmt: skip
     snapshot = {"type": "object", "description": "A host snapshot (docs/publishers.md)"}
     paths: dict[str, Any] = {
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+            }
+        },
         "/api/publish": {
             "post": {
                 "summary": "Publish a message on a channel",
@@ -305,7 +316,10 @@ def openapi_document() -> dict[str, Any]:
         **_revocation_paths(user),
         **notification_paths(project, task_id, _path, _json, _ref, _errors),
     }
-    for path, operations in task_query_paths(project, task_id).items():
+    for path, operations in [
+        *task_query_paths(project, task_id).items(),
+        *metrics_paths().items(),
+    ]:
         paths.setdefault(path, {}).update(operations)  # GET beside POST /api/tasks, ...
     for action, (kind, summary) in _ACTIONS.items():
         paths.setdefault(f"/api/tasks/{{project}}/{{task_id}}/{action}", {}).update(

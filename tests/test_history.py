@@ -87,6 +87,13 @@ BAD_BATCHES = [
     (b'{"samples": [{"metric": "a", "value": 1, "entity": "x|y"}]}', 422, "invalid_sample"),
     (b'{"samples": [{"metric": "a", "value": -1, "kind": "counter"}]}', 422, "invalid_sample"),
     (b'{"samples": []}', 422, "invalid_sample"),
+    # a rate, or a bucket's sum, would overflow to infinity: stored, it could not be read
+    (b'{"samples": [{"metric": "a", "value": 1e301}]}', 422, "invalid_sample"),
+    (
+        b'{"samples": [{"metric": "a", "value": 1e300, "kind": "counter"}], "interval": 1e-9}',
+        422,
+        "invalid_sample",
+    ),
     (b'{"samples": [{"metric": "a", "value": 1}], "interval": 0}', 422, "invalid_sample"),
     (
         b'{"samples": [{"metric": "n1", "value": 1}, {"metric": "n2", "value": 1}]}',
@@ -126,6 +133,8 @@ async def test_bad_queries_get_clear_errors(redis_server, gateways):
             ("/api/history/svc/a?range=forever", 422, "invalid_query"),
             ("/api/history/svc/a?start=abc", 422, "invalid_query"),
             ("/api/history/svc/a?start=nan", 422, "invalid_query"),
+            ("/api/history/svc/a?start=0&end=1e308", 422, "invalid_query"),  # no overflow
+            ("/api/history/svc/a?start=-1e308", 422, "invalid_query"),
             ("/api/history/svc/a?start=10&end=5", 422, "invalid_sample"),
             ("/api/history/svc/a?max_points=100000", 422, "invalid_sample"),
         ]:

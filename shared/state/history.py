@@ -62,6 +62,9 @@ __all__ = [
 
 SOURCE_PREFIX = "metrics.source."
 MAX_BATCH = 1000
+MAX_VALUE = 1e300
+"""The largest magnitude stored: the tiers sum values per bucket, and a sum that overflows
+to infinity could be neither encoded nor read back."""
 
 
 class UnknownSeries(LookupError):
@@ -214,6 +217,9 @@ class HistoryStore:
                 value=value,
                 time=now,
             )
+        for sid, info in merged.items():
+            if not abs(info.value) <= MAX_VALUE:  # a rate or a sum past it, or inf
+                raise InvalidSample(f"{sid}: value {info.value:g} is beyond +-{MAX_VALUE:g}")
         infos = [(sid, _encode(info), info.value) for sid, info in merged.items()]
         keys, args = self._history_args(source, now, infos)
         head = _encode({"source": source, "time": now, "interval": interval})[:-1]

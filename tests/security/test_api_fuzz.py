@@ -2,9 +2,10 @@
 of ``/api/openapi.json`` (bodies, path and query parameters, valid by the document and
 not), sends them to a production gateway on real Redis, and no answer may be a 5xx.
 
-Bounded: a dozen examples per operation, a few hundred in all, derandomized so that a
-run is repeatable. The gateway writes under its own key prefix, so what the fuzzer
-revokes or creates touches no other test.
+Bounded: a dozen examples per operation, some 650 in all, derandomized so that a run is
+repeatable. Every route under ``/api`` is an operation of the document
+(tests/test_api_document.py), so every route is fuzzed. The gateway writes under its own
+key prefix, so what the fuzzer revokes or creates touches no other test.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def test_the_document_states_the_naming_rules():
         ("/api/publish", "POST", {200, 413}),
         ("/api/tasks/{project}", "GET", {200}),
         ("/api/tasks/{project}/{task_id}", "GET", {200, 404}),
+        ("/api/metrics/{host}", "POST", {200}),
     ],
 )
 def test_valid_examples_are_taken(fuzzed, path, method, accepted):
@@ -80,6 +82,8 @@ def test_valid_examples_are_taken(fuzzed, path, method, accepted):
             # A cursor is opaque: one no page gave is refused, and clearly.
             assert response.json()["error"]["code"] == "invalid_cursor"
             return
+        if response.status_code == 422 and "as both gauge and counter" in response.text:
+            return  # one metric sent as both kinds in a batch: a rule JSON Schema cannot state
         assert response.status_code in accepted, (
             f"{case.formatted_path} {case.query} {case.body!r:.200} -> {response.text[:300]}"
         )
