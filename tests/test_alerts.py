@@ -8,6 +8,7 @@ are the real ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -61,18 +62,25 @@ def silenced(url: str) -> bool:
 
 
 class Feed:
-    """Publishes ``queue.depth`` of worker-1 every 0.1 s, as a metrics process would."""
+    """Publishes ``queue.depth`` of worker-1 every 0.1 s, as a metrics process would.
+
+    It stops on a flag between publishes, not by cancelling: a cancel that lands inside
+    the Redis client's command can be lost there, and the loop would then run (and the
+    test wait for it) forever.
+    """
 
     def __init__(self, redis_url: str) -> None:
         settings = Settings.load({"redis_url": redis_url, "metrics_interval": 0.1})
         self.metrics = MetricsPublisher(settings, host="worker-1", sampler=_no_psutil)
         self.depth = 0.0
+        self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             await self.metrics.publish({"queue": {"depth": self.depth}})
-            await asyncio.sleep(0.1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.1)
 
     async def __aenter__(self) -> Feed:
         self._task = asyncio.create_task(self._run())
@@ -80,9 +88,11 @@ class Feed:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self.metrics.close()
+        self._stop.set()
+        try:
+            await asyncio.wait_for(self._task, 30)  # a hang guard: one publish is quick
+        finally:
+            await self.metrics.close()
 
 
 def _no_psutil(host: str, interval: float) -> Any:

@@ -3,7 +3,8 @@
 Each subscriber is the Python SDK's :class:`~gateway.client.Client`, as a user runs it:
 it reconnects with jittered backoff and resumes from its last offset. The crowd
 records what the application sees: every message's number in arrival order, and the
-time of every ``subscribed`` (the first connect, then one per reconnect).
+time of every ``subscribed`` (the first connect, then one per reconnect) and of every
+lost connection, with its close code.
 """
 
 from __future__ import annotations
@@ -13,19 +14,31 @@ import contextlib
 import statistics
 import time
 
-from gateway.client import Client, ConnectionState, Message, Subscribed
+from gateway.client import Client, ConnectionState, Disconnected, Message, StateChange, Subscribed
 
 __all__ = ["Crowd", "spread"]
 
 
 class _Subscriber:
     def __init__(self, url: str, channel: str) -> None:
-        self.client = Client(url, [channel], backoff_base=0.1, backoff_cap=2.0)
+        self.client = Client(
+            url, [channel], backoff_base=0.1, backoff_cap=2.0, on_state=self._on_state
+        )
         self.numbers: list[int] = []
         self.subscribed_at: list[float] = []
-        self.closes: list[tuple[float, tuple[int, str]]] = []  # the close before each reconnect
+        self.disconnects: list[tuple[float, int]] = []  # (when, close code) of each loss
         self.lost = 0  # subscribed frames saying history could not cover a gap
         self.task: asyncio.Task[None] | None = None
+
+    def _on_state(self, change: StateChange) -> None:
+        if isinstance(change, Disconnected):
+            self.disconnects.append((time.monotonic(), change.code))
+
+    def resubscribes_after(self, when: float) -> list[float]:
+        """When it subscribed again after ``when`` and before its next loss."""
+        later = [t for t, _ in self.disconnects if t > when]
+        until = min(later, default=float("inf"))
+        return [t for t in self.subscribed_at if when < t < until]
 
     async def run(self) -> None:
         async for event in self.client:
@@ -33,8 +46,6 @@ class _Subscriber:
                 self.numbers.append(event.data["n"])
             elif isinstance(event, Subscribed):
                 self.subscribed_at.append(time.monotonic())
-                if self.client.last_close is not None and len(self.subscribed_at) > 1:
-                    self.closes.append((time.monotonic(), self.client.last_close))
                 if event.recovered is False:
                     self.lost += 1
 
@@ -60,18 +71,16 @@ class Crowd:
                 raise AssertionError(f"timed out waiting for {what}: {done}/{len(self)}")
             await asyncio.sleep(0.1)
 
-    def reconnects_between(self, start: float, end: float) -> list[float]:
-        """Times of re-subscribes (not first connects) within [start, end]."""
-        return sorted(t for s in self.subscribers for t in s.subscribed_at[1:] if start <= t <= end)
-
-    def close_codes_between(self, start: float, end: float) -> dict[tuple[int, str], int]:
-        """How many reconnects within [start, end] followed each close (code, reason)."""
-        codes: dict[tuple[int, str], int] = {}
-        for sub in self.subscribers:
-            for t, code in sub.closes:
-                if start <= t <= end:
-                    codes[code] = codes.get(code, 0) + 1
-        return codes
+    def closed_between(
+        self, start: float, end: float, code: int
+    ) -> list[tuple[_Subscriber, float]]:
+        """Each client that lost its connection with ``code`` within [start, end), with when."""
+        return [
+            (sub, t)
+            for sub in self.subscribers
+            for t, c in sub.disconnects
+            if c == code and start <= t < end
+        ]
 
     def connected(self) -> int:
         return sum(1 for s in self.subscribers if s.client.state is ConnectionState.CONNECTED)
