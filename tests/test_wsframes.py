@@ -123,7 +123,7 @@ def test_a_message_in_fragments_is_bounded_as_a_whole():
     ("payload", "code"),
     [
         (b"", None),
-        ((1000).to_bytes(2, "big") + "bye".encode(), None),
+        ((1000).to_bytes(2, "big") + b"bye", None),
         ((4000).to_bytes(2, "big"), None),
         (b"\x03", 1002),  # too short for a code
         ((1005).to_bytes(2, "big"), 1002),  # a code that may not be sent
