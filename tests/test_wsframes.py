@@ -75,15 +75,17 @@ def test_any_frames_in_any_reads_come_out_whole_and_in_order(frames, data):
     assert read_in_pieces(raw, cuts) == frames
 
 
-def test_a_frame_arriving_byte_by_byte_is_kept_until_whole():
+def test_a_frame_arriving_byte_by_byte_is_kept_until_whole_and_not_copied():
     raw = frame(TEXT, b'{"type":"subscribe","channel":"news"}' * 5)  # a 16-bit length
-    pending = b""
+    pending = bytearray()  # what the transport keeps, appended in place
     for i in range(len(raw) - 1):
-        got, pending = split(pending + raw[i : i + 1], LIMIT)
-        assert got == []
-    got, pending = split(pending + raw[-1:], LIMIT)
+        pending += raw[i : i + 1]
+        got, rest = split(pending, LIMIT)
+        assert got == [] and rest is pending
+    pending += raw[-1:]
+    got, rest = split(pending, LIMIT)
     assert [f.data for f in got] == [b'{"type":"subscribe","channel":"news"}' * 5]
-    assert pending == b""
+    assert rest == b""
 
 
 @pytest.mark.parametrize(

@@ -194,7 +194,7 @@ class WebSocketTransport(asyncio.Protocol):
         # for the garbage collector).
         self.commands: list[Command] | None = None
         self.worker: asyncio.Task[None] | None = None
-        self.pending = b""  # the start of a frame that has not fully arrived
+        self.pending: bytes | bytearray = b""  # the start of a frame not fully arrived
         self.partial: Partial | None = None  # a message arriving in fragments
 
     # --- asyncio.Protocol --------------------------------------------------------------
@@ -211,12 +211,14 @@ class WebSocketTransport(asyncio.Protocol):
         session, transport = self.session, self.transport
         if session is None or transport is None or transport.is_closing():
             return  # closed: what the client still sends is not read
+        pending = self.pending
+        if pending:  # a bytearray: a frame arriving in many reads is not copied each time
+            pending += data
         try:
-            frames, self.pending = split(
-                self.pending + data if self.pending else data,
-                self.hub.settings.max_frame_bytes,
-                deflate=self.deflate,
+            frames, rest = split(
+                pending or data, self.hub.settings.max_frame_bytes, deflate=self.deflate
             )
+            self.pending = rest if not rest or isinstance(rest, bytearray) else bytearray(rest)
             for frame in frames:
                 if not self._frame(session, transport, frame):
                     return

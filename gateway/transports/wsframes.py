@@ -67,8 +67,11 @@ class Frame(NamedTuple):
     data: bytes
 
 
-def split(data: bytes, max_size: int, *, deflate: bool = False) -> tuple[list[Frame], bytes]:
-    """Every whole frame at the start of ``data``, and the bytes of the unfinished one.
+def split(
+    data: bytes | bytearray, max_size: int, *, deflate: bool = False
+) -> tuple[list[Frame], bytes | bytearray]:
+    """Every whole frame at the start of ``data``, and the bytes of the unfinished one
+    (``data`` itself when no frame was whole).
 
     ``max_size`` bounds a frame's payload, so the bytes kept between reads stay under it
     plus a header. ``deflate``: the connection negotiated permessage-deflate, so RSV1
