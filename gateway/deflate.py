@@ -8,7 +8,7 @@ each message is then compressed alone, so the one compressed frame built per mes
 negotiated the extension, whatever else it was sent before.
 
 It also answers with ``client_no_context_takeover`` (section 7.1.1.2): a client
-compresses each of its messages alone, and :class:`Inflate` decompresses each with a
+compresses each of its messages alone, and :func:`inflate` decompresses each with a
 zlib object freed when the message ends. A connection keeps no zlib state between
 messages, outgoing or incoming, and a compressed message inflating past the frame size
 limit closes the connection with 1009 as an oversized frame does.
@@ -32,14 +32,21 @@ from websockets.exceptions import (
     InvalidParameterName,
     InvalidParameterValue,
     NegotiationError,
-    PayloadTooBig,
-    ProtocolError,
 )
 from websockets.extensions.base import Extension, ServerExtensionFactory
-from websockets.frames import CTRL_OPCODES, Frame, Opcode
 from websockets.typing import ExtensionName, ExtensionParameter
 
-__all__ = ["MIN_SIZE", "Inflate", "SharedDeflate", "deflated_frame", "frame_head"]
+from shared.protocol import CloseCode
+
+__all__ = [
+    "MIN_SIZE",
+    "InflateError",
+    "Negotiated",
+    "SharedDeflate",
+    "deflated_frame",
+    "frame_head",
+    "inflate",
+]
 
 NAME = ExtensionName("permessage-deflate")
 
@@ -88,59 +95,42 @@ def deflated_frame(json: bytes, plain: bytes) -> bytes:
     return head + body[:-4]
 
 
-class Inflate(Extension):
-    """A connection's side of the extension: inflates the client's compressed messages.
+class InflateError(Exception):
+    """A client's compressed message the gateway refuses: close with ``code``."""
 
-    Outgoing frames are not touched here: data frames are written pre-framed by the
-    transport (compressed or not), and control frames are never compressed.
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class Negotiated(Extension):
+    """The extension as a connection's handshake records it (websockets' ``extensions``).
+
+    It transforms no frame: the transport writes data frames pre-framed (compressed or
+    not), never compresses a control frame, and inflates a client's compressed message
+    whole with :func:`inflate` (:mod:`gateway.transports.wsframes` reads the frames).
     """
 
-    __slots__ = ("decoder",)
     name = NAME
 
-    def __init__(self) -> None:
-        self.decoder: zlib._Decompress | None = None
-        """The current compressed message's decompressor; None between messages."""
 
-    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
-        """``frame`` inflated when its message is compressed.
+def inflate(data: bytes, max_size: int) -> bytes:
+    """A client's compressed message, inflated with a zlib object of its own (the gateway
+    asks every client for ``client_no_context_takeover``).
 
-        Raises:
-            PayloadTooBig: the message inflates past ``max_size`` (the protocol closes
-                with 1009).
-            ProtocolError: not a valid deflate stream, or RSV1 on a continuation frame
-                (the protocol closes with 1002).
-        """
-        if frame.opcode in CTRL_OPCODES:
-            return frame
-        if frame.opcode is Opcode.CONT:
-            if self.decoder is None:
-                return frame  # a continuation of an uncompressed message
-            if frame.rsv1:
-                raise ProtocolError("RSV1 set on a continuation frame")
-        elif frame.rsv1:
-            self.decoder = zlib.decompressobj(wbits=-15)
-        else:
-            return frame
-        decoder = self.decoder
-        assert decoder is not None
-        data = bytes(frame.data) + _TAIL if frame.fin else frame.data
-        try:
-            # One byte over the limit tells "exactly the limit" from "more than it".
-            limit = 0 if max_size is None else max_size + 1
-            out = decoder.decompress(data, limit)
-        except zlib.error as exc:
-            self.decoder = None
-            raise ProtocolError("invalid compressed data") from exc
-        if decoder.unconsumed_tail or (max_size is not None and len(out) > max_size):
-            self.decoder = None
-            raise PayloadTooBig(None, max_size)
-        if frame.fin:
-            self.decoder = None  # free zlib's state: the next message starts afresh
-        return Frame(frame.opcode, out, frame.fin, False, frame.rsv2, frame.rsv3)
-
-    def encode(self, frame: Frame) -> Frame:
-        return frame
+    Raises:
+        InflateError: not a valid deflate stream (1002), or more than ``max_size`` bytes
+            once inflated (1009).
+    """
+    decoder = zlib.decompressobj(wbits=-15)
+    try:
+        # One byte over the limit tells "exactly the limit" from "more than it".
+        out = decoder.decompress(data + _TAIL, max_size + 1)
+    except zlib.error:
+        raise InflateError(CloseCode.PROTOCOL_ERROR, "invalid compressed data") from None
+    if decoder.unconsumed_tail or len(out) > max_size:
+        raise InflateError(CloseCode.MESSAGE_TOO_BIG, f"message over {max_size} bytes")
+    return out
 
 
 class SharedDeflate(ServerExtensionFactory):
@@ -151,7 +141,7 @@ class SharedDeflate(ServerExtensionFactory):
     def process_request_params(
         self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
     ) -> tuple[list[ExtensionParameter], Extension]:
-        """The response's parameters and the connection's :class:`Inflate`.
+        """The response's parameters and the connection's :class:`Negotiated` extension.
 
         Raises:
             NegotiationError: the offer asks for what the shared frames cannot do, or
@@ -182,4 +172,4 @@ class SharedDeflate(ServerExtensionFactory):
                     raise InvalidParameterValue(key, value)
             else:
                 raise InvalidParameterName(key)
-        return response, Inflate()
+        return response, Negotiated()

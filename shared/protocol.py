@@ -240,8 +240,12 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    """A frame that breaks RFC 6455 (unmasked, a reserved bit, a fragmented control frame)."""
     ABNORMAL_CLOSURE = 1006
     """Never sent: the connection dropped without a close frame (RFC 6455, 7.1.5)."""
+    INVALID_DATA = 1007
+    """A close frame whose reason is not UTF-8."""
     POLICY_VIOLATION = 1008
     """The upgrade was refused where the server cannot answer with an HTTP status."""
     MESSAGE_TOO_BIG = 1009

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from publisher import AsyncPublisher
 from tests.helpers import GatewayProcess, open_ws, recv_json, subscribe
-from tests.rawws import BINARY, CONT, TEXT, RawWebSocket
+from tests.rawws import BINARY, CLOSE, CONT, PING, PONG, TEXT, RawWebSocket, frame
 
 
 @pytest.fixture
@@ -122,3 +123,33 @@ async def test_unknown_path_is_404_and_others_keep_receiving(gateway, redis_serv
     assert frame["type"] == "message" and frame["data"] == {"ok": True}
     await listener.close()
     await garbage.close()
+
+
+async def test_a_ping_is_answered_with_its_payload_and_a_close_is_echoed_then_eof(gateway):
+    raw = await RawWebSocket.connect(gateway.port)
+    raw.send_frame(PING, b"are you there")
+    assert await raw.read_frame() == (PONG, b"are you there")
+    raw.send_frame(CLOSE, (1000).to_bytes(2, "big") + b"done")
+    assert await raw.read_frame() == (CLOSE, (1000).to_bytes(2, "big") + b"done")
+    assert await asyncio.wait_for(raw.reader.read(), 10) == b""  # the gateway ends the TCP
+    await raw.close()
+
+
+async def test_a_frame_sent_a_few_bytes_at_a_time_is_read_whole(gateway):
+    raw = await RawWebSocket.connect(gateway.port)
+    wire = frame(TEXT, json.dumps({"type": "ping", "id": 5, "pad": "p" * 200}).encode())
+    for start in range(0, len(wire), 7):
+        raw.writer.write(wire[start : start + 7])
+        await raw.writer.drain()
+        await asyncio.sleep(0.001)  # separate TCP segments, separate reads
+    opcode, payload = await raw.read_frame()
+    assert (opcode, json.loads(payload)) == (TEXT, {"type": "pong", "id": 5})
+    await raw.close()
+
+
+async def test_a_close_with_a_reason_that_is_not_utf8_closes_with_1007(gateway):
+    raw = await RawWebSocket.connect(gateway.port)
+    raw.send_frame(CLOSE, (1000).to_bytes(2, "big") + b"\xff\xfe")
+    code, _ = await raw.read_until_close()
+    assert code == 1007
+    await raw.close()

@@ -16,7 +16,7 @@ from websockets.exceptions import NegotiationError
 
 from gateway.client import Client
 from gateway.client import Message as ClientMessage
-from gateway.deflate import Inflate, SharedDeflate, deflated_frame
+from gateway.deflate import Negotiated, SharedDeflate, deflated_frame
 from gateway.frames import FrameKind, OutFrame
 from publisher import AsyncPublisher
 from tests.helpers import GatewayProcess, open_ws, recv_json, subscribe
@@ -157,7 +157,7 @@ def test_offers_the_shared_frames_can_serve_are_accepted(offer):
     params, extension = SharedDeflate().process_request_params(offer, [])
     names = [name for name, _ in params]
     assert names[:2] == ["server_no_context_takeover", "client_no_context_takeover"]
-    assert isinstance(extension, Inflate)
+    assert isinstance(extension, Negotiated)
     if ("server_max_window_bits", "15") in offer:
         assert ("server_max_window_bits", "15") in params  # accepting it echoes it
     assert "client_max_window_bits" not in names  # any client window inflates

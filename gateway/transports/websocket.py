@@ -2,12 +2,13 @@
 
 uvicorn hands each WebSocket upgrade to this ``asyncio.Protocol`` (``Config(ws=...)``)
 instead of running an ASGI task per connection; every other route stays Starlette's.
-The ``websockets`` sans-I/O ``ServerProtocol`` parses the handshake and inbound frames
-(masking, fragmentation, control frames, the close handshake and the size limit).
-Outbound, the hub's frames are pre-framed once per message (``OutFrame.ws``) and every
-frame queued for a connection within one loop iteration goes out in one write. A
-connection that negotiated permessage-deflate gets each message's compressed frame
-instead, also made once per message and shared (:mod:`gateway.deflate`).
+The ``websockets`` sans-I/O ``ServerProtocol`` answers the handshake (the request, the
+extensions, the subprotocol) and is dropped once it has: inbound frames are read by
+:mod:`.wsframes` (masking, fragmentation, control frames, the size limit), so an idle
+connection keeps no parser. Outbound, the hub's frames are pre-framed once per message
+(``OutFrame.ws``) and every frame queued for a connection within one loop iteration goes
+out in one write. A connection that negotiated permessage-deflate gets each message's
+compressed frame instead, also made once per message and shared (:mod:`gateway.deflate`).
 
 Flow control: when the socket's write buffer passes its high-water mark, writing pauses
 and frames wait in the session's bounded outbox; a client that stays behind long enough
@@ -24,20 +25,31 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from websockets.exceptions import InvalidState
-from websockets.frames import CloseCode as WsCloseCode
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from gateway import observe
 from gateway.admission import Entry, admit_websocket, select_subprotocol
 from gateway.commands import Command
-from gateway.deflate import SharedDeflate
+from gateway.deflate import InflateError, SharedDeflate, inflate
 from gateway.limits import Refusal
 from gateway.node import Node
 from gateway.session import Session
+from gateway.transports.wsframes import (
+    CLOSE,
+    CONT,
+    PING,
+    PONG,
+    Frame,
+    Partial,
+    Violation,
+    close_frame,
+    control_frame,
+    parse_close,
+    split,
+)
 from shared.protocol import CloseCode
 
 __all__ = ["CLOSE_TIMEOUT", "WebSocketTransport", "note_close"]
@@ -117,11 +129,6 @@ _DEFLATE = [SharedDeflate()]
 """The extensions the gateway accepts when a client offers them: one list, shared by
 every connection."""
 
-_PROTOCOL_FAILURES = frozenset(
-    {WsCloseCode.PROTOCOL_ERROR, WsCloseCode.INVALID_DATA, WsCloseCode.MESSAGE_TOO_BIG}
-)
-"""Closes the sans-I/O protocol starts on bad input from the client (1002, 1007, 1009)."""
-
 
 class _ServerProtocol(ServerProtocol):
     """websockets' sans-I/O server, selecting the subprotocol by the gateway's rule."""
@@ -135,7 +142,6 @@ class WebSocketTransport(asyncio.Protocol):
 
     # Slots, not a __dict__: about 600 bytes less for every connection a gateway holds.
     __slots__ = (
-        "_fragments",
         "close_timer",
         "closing",
         "commands",
@@ -145,8 +151,9 @@ class WebSocketTransport(asyncio.Protocol):
         "flush_scheduled",
         "hub",
         "loop",
+        "partial",
         "paused",
-        "peer",
+        "pending",
         "security",
         "server_state",
         "session",
@@ -167,26 +174,28 @@ class WebSocketTransport(asyncio.Protocol):
         self.loop = _loop or asyncio.get_running_loop()
         self.server_state = server_state
         settings = self.hub.settings
-        self.conn = _ServerProtocol(
+        self.conn: _ServerProtocol | None = _ServerProtocol(
             max_size=settings.max_frame_bytes,
             extensions=_DEFLATE if settings.compression else None,
             logger=_protocol_log,
         )
+        """The handshake's sans-I/O protocol; None once the handshake is answered."""
         self.deflate = False  # negotiated permessage-deflate: send compressed frames
-        self.peer = ""
         self.entry: Entry | None = None  # admitted by gateway/admission.py
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.paused = False
         self.flush_scheduled = False
         self.closing = False
+        """A close frame was sent: the connection ends when the client answers it."""
         self.close_timer: asyncio.TimerHandle | None = None
-        # Lists made when first needed: most connections never fragment a frame, and
-        # send a command or two in their life (an empty list is 72 bytes and one more
-        # object for the garbage collector).
+        # Made when first needed: most connections never fragment a message, and send
+        # a command or two in their life (an empty list is 56 bytes and one more object
+        # for the garbage collector).
         self.commands: list[Command] | None = None
         self.worker: asyncio.Task[None] | None = None
-        self._fragments: list[bytes | bytearray | memoryview] | None = None
+        self.pending: bytes | bytearray = b""  # the start of a frame not fully arrived
+        self.partial: Partial | None = None  # a message arriving in fragments
 
     # --- asyncio.Protocol --------------------------------------------------------------
 
@@ -194,23 +203,27 @@ class WebSocketTransport(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
         self.server_state.connections.add(self)
-        peer = transport.get_extra_info("peername")
-        self.peer = str(peer[0]) if isinstance(peer, tuple) else ""
 
     def data_received(self, data: bytes) -> None:
-        self.conn.receive_data(data)
-        for event in self.conn.events_received():
-            if isinstance(event, Request):
-                self._handshake(event)
-            elif isinstance(event, Frame) and self.session is not None:
-                self._frame(self.session, event)
-        close = self.conn.close_sent
-        if close is not None and close.code in _PROTOCOL_FAILURES and not self.closing:
-            self.closing = True  # the protocol refused a frame (oversized, malformed) and closes
-            if close.code == CloseCode.MESSAGE_TOO_BIG:
-                observe.LIMIT_HITS.labels("frame_size").inc()
-            note_close(close.code, close.reason)
-        self._send_protocol_output()
+        if self.conn is not None:
+            self._handshake_data(self.conn, data)
+            return
+        session, transport = self.session, self.transport
+        if session is None or transport is None or transport.is_closing():
+            return  # closed: what the client still sends is not read
+        pending = self.pending
+        if pending:  # a bytearray: a frame arriving in many reads is not copied each time
+            pending += data
+        try:
+            frames, rest = split(
+                pending or data, self.hub.settings.max_frame_bytes, deflate=self.deflate
+            )
+            self.pending = rest if not rest or isinstance(rest, bytearray) else bytearray(rest)
+            for frame in frames:
+                if not self._frame(session, transport, frame):
+                    return
+        except Violation as exc:
+            self._fail(exc.code, exc.reason)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
@@ -218,11 +231,8 @@ class WebSocketTransport(asyncio.Protocol):
             self.close_timer.cancel()
         session, self.session = self.session, None
         self.transport = None
-        # websockets' parser is a generator whose frames refer back to the protocol: a
-        # cycle only the garbage collector could free. Closed, the connection's objects
-        # go by reference counting (gateway/collector.py relies on it).
-        self.conn.parser.close()
-        self.conn.parser_exc = None
+        if self.conn is not None:  # lost during the handshake
+            self._drop_handshake(self.conn)
         if self.entry is not None:
             self.entry.release()
         if session is not None:
@@ -242,34 +252,43 @@ class WebSocketTransport(asyncio.Protocol):
 
     # --- handshake and inbound ---------------------------------------------------------
 
-    def _handshake(self, request: Request) -> None:
+    def _handshake_data(self, conn: _ServerProtocol, data: bytes) -> None:
+        conn.receive_data(data)
+        for event in conn.events_received():
+            if isinstance(event, Request):
+                self._handshake(conn, event)
+        self._send_handshake_output(conn)
+        if conn.state is not State.CONNECTING:
+            self._drop_handshake(conn)  # answered: from now on, frames are read by split()
+
+    def _handshake(self, conn: _ServerProtocol, request: Request) -> None:
         path = request.path.partition("?")[0]
         if path != WS_PATH:
-            response = self.conn.reject(404, "Not Found\n")
+            response = conn.reject(404, "Not Found\n")
         elif self.hub.draining:
-            response = self.conn.reject(503, "Gateway draining; connect to another\n")
+            response = conn.reject(503, "Gateway draining; connect to another\n")
         else:
             # Origin (403), handshake rate and connection limits (429/503), the token.
-            admitted = admit_websocket(self.security, request.headers.get_all, self.peer)
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            address = str(peer[0]) if isinstance(peer, tuple) else ""
+            admitted = admit_websocket(self.security, request.headers.get_all, address)
             if isinstance(admitted, Refusal):
-                response = self.conn.reject(admitted.status, admitted.text + "\n")
+                response = conn.reject(admitted.status, admitted.text + "\n")
                 if admitted.status != 403:
                     response.headers["Retry-After"] = "1"
             else:
                 self.entry = admitted
-                response = self.conn.accept(request)
-        self.conn.send_response(response)
-        # websockets' parser keeps the request for the connection's life; its headers
-        # (about 1.5 KB) are not needed once it is answered.
-        request.headers.clear()
+                response = conn.accept(request)
+        conn.send_response(response)
         if response.status_code != 101:
             if self.entry is not None:
                 self.entry.release()
+                self.entry = None
             return
-        self.deflate = bool(self.conn.extensions)
+        self.deflate = bool(conn.extensions)
         session = self.session = Session(
             self.hub.limits,
-            on_ready=self._schedule_flush,
+            on_ready=self,  # calling the transport schedules its flush (__call__, below)
             guard=self.security.guard,
             metrics=observe.SESSION_METRICS,
             clock=self.loop,
@@ -281,36 +300,82 @@ class WebSocketTransport(asyncio.Protocol):
             token, self.entry.token = self.entry.token, ""
             session.authenticate(token)  # a refused token closes with 4003 or 4501
 
-    def _frame(self, session: Session, frame: Frame) -> None:
+    def _send_handshake_output(self, conn: _ServerProtocol) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for chunk in conn.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            else:
+                transport.close()  # refused (or not a handshake): the response, then EOF
+                return
+
+    def _drop_handshake(self, conn: _ServerProtocol) -> None:
+        # websockets' parser is a generator whose frames refer back to the protocol: a
+        # cycle only the garbage collector could free. Closed, the connection's objects
+        # go by reference counting (gateway/collector.py relies on it).
+        conn.parser.close()
+        conn.parser_exc = None
+        self.conn = None
+
+    def _frame(self, session: Session, transport: asyncio.Transport, frame: Frame) -> bool:
+        """Act on one frame from the client; False once the connection is closing."""
+        opcode = frame.opcode
+        if opcode >= CLOSE:
+            if opcode == CLOSE:
+                parse_close(frame.data)
+                if not self.closing:  # the client closes first: echo its close frame
+                    transport.write(control_frame(CLOSE, frame.data))
+                transport.close()  # a server ends the TCP connection (RFC 6455, 7.1.1)
+                return False
+            if session.close_code is None:
+                session.last_seen = now = self.loop.time()
+                session.spend(now)  # every frame counts against the frame rate
+                if opcode == PING and not self.closing:
+                    transport.write(control_frame(PONG, frame.data))
+            return True
+        max_size = self.hub.settings.max_frame_bytes
+        partial = self.partial
+        if opcode == CONT:
+            if partial is None:
+                raise Violation(CloseCode.PROTOCOL_ERROR, "unexpected continuation frame")
+            partial.add(frame.data, max_size)
+            if not frame.fin:
+                self._count_fragment(session)
+                return True
+            self.partial = None
+            data = partial.data()
+            compressed = partial.compressed
+        else:  # TEXT or BINARY
+            if partial is not None:
+                raise Violation(CloseCode.PROTOCOL_ERROR, "expected a continuation frame")
+            if not frame.fin:
+                self.partial = Partial(frame)
+                self._count_fragment(session)
+                return True
+            data, compressed = frame.data, frame.rsv1
+        if compressed:
+            try:
+                data = inflate(data, max_size)
+            except InflateError as exc:
+                raise Violation(exc.code, str(exc)) from None
         if session.close_code is not None:
-            return  # closing: what the client still sends is not read
+            return True  # closing: what the client still sends is not acted on
         now = session.last_seen = self.loop.time()
-        if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
-            if not frame.fin:
-                if session.spend(now):
-                    self._fragments = [frame.data]
-                return
-            command = session.receive(frame.data, now)
-        elif frame.opcode is Opcode.CONT:
-            fragments = self._fragments
-            if fragments is None:  # a continuation of nothing: the parser refuses it first
-                return
-            if not frame.fin:
-                if session.spend(now):
-                    fragments.append(frame.data)
-                return
-            fragments.append(frame.data)
-            self._fragments = None
-            command = session.receive(b"".join(fragments), now)
-        else:
-            session.spend(now)  # every frame counts against the frame rate
-            return  # ping, pong and close are answered by the protocol object
+        command = session.receive(data, now)
         if command is not None:
             if self.commands is None:
                 self.commands = []
             self.commands.append(command)
             if self.worker is None:
                 self.worker = self.loop.create_task(self._run_commands(session))
+        return True
+
+    def _count_fragment(self, session: Session) -> None:
+        if session.close_code is None:
+            session.last_seen = now = self.loop.time()
+            session.spend(now)
 
     async def _run_commands(self, session: Session) -> None:
         """Subscribe and unsubscribe in the order the client sent them."""
@@ -334,6 +399,10 @@ class WebSocketTransport(asyncio.Protocol):
         if not self.flush_scheduled:
             self.flush_scheduled = True
             _flusher.schedule(self)
+
+    __call__ = _schedule_flush
+    """The session's ``on_ready``: the transport itself, not a bound method (64 bytes
+    more for every connection)."""
 
     def _flush(self) -> None:
         self.flush_scheduled = False
@@ -360,29 +429,28 @@ class WebSocketTransport(asyncio.Protocol):
         transport.write(data)
         _flusher.sent(len(frames), len(data), frames[0].time)
 
-    def _send_protocol_output(self) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        for chunk in self.conn.data_to_send():
-            if chunk:
-                transport.write(chunk)
-            else:
-                transport.close()  # the protocol asks for EOF: the close handshake is done
-                return
-        if self.conn.close_expected() and self.close_timer is None:
-            self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._abort)
-
     def _close(self, code: int, reason: str) -> None:
-        if self.closing:
+        """Start the close handshake; the socket is aborted if the client never answers."""
+        if self.closing or self.transport is None:
             return
         self.closing = True
         note_close(code, reason)
-        with contextlib.suppress(InvalidState):
-            self.conn.send_close(code, reason[:120])
-        self._send_protocol_output()
+        self.transport.write(close_frame(code, reason[:120]))
         if self.close_timer is None:
             self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._abort)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """The client broke the protocol or a limit: a close frame, then end the TCP
+        connection without waiting for an answer (RFC 6455, 7.1.7)."""
+        if code == CloseCode.MESSAGE_TOO_BIG:
+            observe.LIMIT_HITS.labels("frame_size").inc()
+        if self.session is not None and self.session.close_code is None:
+            self.session.close(code, reason)
+        self._close(code, reason)
+        self.pending = b""
+        self.partial = None
+        if self.transport is not None:
+            self.transport.close()
 
     def _abort(self) -> None:
         if self.transport is not None:

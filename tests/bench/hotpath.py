@@ -10,7 +10,9 @@ on the event loop the gateway runs on (uvloop where it is installed).
 
 Beside the gateway's path it times the floor under it: a bare loop of ``send()`` of the
 same frame to the same sockets, which is the kernel's share of every delivery (on
-loopback the sender's CPU also runs the receiving side of TCP).
+loopback the sender's CPU also runs the receiving side of TCP); and a loop of the event
+loop's ``transport.write()`` of that frame to the same connections, which is the floor
+plus what the event loop's transport adds.
 
 With ``--compression`` the clients negotiate permessage-deflate: the timed path then
 includes compressing each message once, and the floor sends the compressed frame.
@@ -72,16 +74,9 @@ def _floor(sockets: list[socket.socket], data: bytes) -> None:
 
 
 def _time_floor(
-    connections: set[WebSocketTransport],
-    socks: list[socket.socket],
-    rounds: int,
-    size: int,
-    compression: bool,
+    connections: set[WebSocketTransport], socks: list[socket.socket], rounds: int, data: bytes
 ) -> dict[str, float]:
     """µs per ``send()`` of one message frame from the gateway's side of every connection."""
-    pub = Publication(0, "", payload(0, size, time.time()).decode(), time.time())
-    frame = message(CHANNEL, pub, latest=False)
-    data = frame.deflated() if compression else frame.ws
     # Duplicates of the gateway's descriptors: closing them leaves the connections open.
     raw = [
         socket.socket(fileno=os.dup(conn.transport.get_extra_info("socket").fileno()))
@@ -98,6 +93,22 @@ def _time_floor(
     finally:
         for sock in raw:
             sock.close()
+    return {"min_us": round(min(times), 3), "median_us": round(statistics.median(times), 3)}
+
+
+def _time_transport_floor(
+    connections: set[WebSocketTransport], socks: list[socket.socket], rounds: int, data: bytes
+) -> dict[str, float]:
+    """µs per ``transport.write()`` of one message frame to every connection, no Python
+    of the gateway's around it."""
+    transports = [conn.transport for conn in connections if conn.transport is not None]
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for transport in transports:
+            transport.write(data)
+        times.append((time.perf_counter() - start) / len(transports) * 1e6)
+        _drain(socks)
     return {"min_us": round(min(times), 3), "median_us": round(statistics.median(times), 3)}
 
 
@@ -160,8 +171,13 @@ async def _run(clients: int, rounds: int, size: int, compression: bool) -> dict[
         channel = hub.channels[CHANNEL]
         if compression:
             assert all(t.deflate for t in state.connections), "permessage-deflate not negotiated"
-        floor = _time_floor(state.connections, socks, rounds, size, compression)
-        figures: dict[str, Any] = {"floor": floor}
+        pub = Publication(0, "", payload(0, size, time.time()).decode(), time.time())
+        sample = message(CHANNEL, pub, latest=False)
+        data = sample.deflated() if compression else sample.ws  # one message frame
+        figures: dict[str, Any] = {
+            "floor": _time_floor(state.connections, socks, rounds, data),
+            "transport_floor": _time_transport_floor(state.connections, socks, rounds, data),
+        }
         for label, batch, sockets in (
             ("batch1", 1, True),
             ("batch4", 4, True),
@@ -212,7 +228,7 @@ def hotpath(rig: Rig, params: Params) -> dict[str, Any]:
     with asyncio.Runner(loop_factory=factory) as runner:
         figures = runner.run(_run(params.clients, rounds, params.size, params.compression))
     one, four, python = figures["batch1"], figures["batch4"], figures["python"]
-    floor = figures["floor"]
+    floor, transport = figures["floor"], figures["transport_floor"]
     return {
         "scenario": "hotpath",
         "title": f"gateway fan-out path in one process to {params.clients} TCP clients,"
@@ -230,5 +246,6 @@ def hotpath(rig: Rig, params: Params) -> dict[str, Any]:
         f" (fan-out into outboxes {one['fan_out_min_us']}) median {one['median_us']};"
         f" 4 per write: min {four['min_us']} median {four['median_us']};"
         f" writes discarded (Python alone): min {python['min_us']};"
-        f" bare send() floor: min {floor['min_us']} median {floor['median_us']}",
+        f" bare send() floor: min {floor['min_us']} median {floor['median_us']};"
+        f" transport.write() floor: min {transport['min_us']} median {transport['median_us']}",
     }
