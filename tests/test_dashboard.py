@@ -23,7 +23,7 @@ async def test_the_dashboard_and_the_client_are_served() -> None:
     async with client_for() as client:
         page = await client.get("/")
         assert page.status_code == 200 and "/static/dashboard/main.js" in page.text
-        for name in ("relaycast.js", "link.js", "websocket.js", "sse.js", "poll.js"):
+        for name in ("relaycast.js", "base.js", "link.js", "websocket.js", "sse.js", "poll.js"):
             script = await client.get(f"/static/sdk/{name}")
             assert script.status_code == 200, name
             assert "javascript" in script.headers["content-type"], name

@@ -11,30 +11,28 @@
 // One difference from a connection of your own: a tab that subscribes to a channel another
 // tab already follows is given the channel's position (`subscribed` with `shared: true`)
 // and its newest message at once, rather than nothing until the next message.
+import { RelaycastBase } from "./base.js";
 import { Relaycast } from "./relaycast.js";
 /** A shared connection where the browser has SharedWorker, else a Relaycast of its own. */
 export function openRelaycast(options = {}) {
     return typeof SharedWorker === "function" ? new SharedRelaycast(options) : new Relaycast(options);
 }
-/** The tab's side of a connection run by a SharedWorker; the API of Relaycast. */
-export class SharedRelaycast {
+/**
+ * The tab's side of a connection run by a SharedWorker; the API of Relaycast. When another
+ * tab already follows a channel, its `subscribed` comes at once with `shared: true`,
+ * followed by the channel's newest message.
+ */
+export class SharedRelaycast extends RelaycastBase {
     shared = true;
     options;
+    /** Until the worker tells its status: its connection may be up already. */
     state = "connecting";
-    attempt = 0;
-    reconnects = 0;
-    transport = null;
-    url = null;
-    gateway = null;
-    rtt = null;
-    positions = new Map();
     port;
     _token;
-    _channels = new Map();
-    _listeners = new Map();
     _ready;
     _closed = false;
     constructor(options = {}) {
+        super();
         const origin = globalThis.location.origin;
         const urls = (options.urls && options.urls.length ? options.urls : [origin]).map((u) => new URL(u, origin).origin);
         // The token stays here (a function cannot be posted); the worker asks for it.
@@ -64,43 +62,7 @@ export class SharedRelaycast {
         this._post({ op: "hello", options: this.options, tab });
         addEventListener("pagehide", () => this.close());
     }
-    on(event, fn) {
-        let set = this._listeners.get(event);
-        if (!set)
-            this._listeners.set(event, (set = new Set()));
-        set.add(fn);
-        return () => void set.delete(fn);
-    }
-    /**
-     * As Relaycast.subscribe. When another tab already follows the channel, `subscribed`
-     * comes at once with `shared: true`, followed by the channel's newest message.
-     */
-    subscribe(channel, handlers, options = {}) {
-        const h = typeof handlers === "function" ? { message: handlers } : { ...handlers };
-        let set = this._channels.get(channel);
-        if (!set) {
-            this._channels.set(channel, (set = new Set()));
-            this._post({ op: "subscribe", channel, since: options.since || null, maxRate: options.maxRate ?? null });
-        }
-        set.add(h);
-        return {
-            channel,
-            unsubscribe: () => {
-                const current = this._channels.get(channel);
-                if (current && current.delete(h) && current.size === 0)
-                    this.unsubscribe(channel);
-            },
-        };
-    }
-    unsubscribe(channel) {
-        if (!this._channels.delete(channel))
-            return;
-        this.positions.delete(channel);
-        this._post({ op: "unsubscribe", channel });
-    }
-    get channels() {
-        return [...this._channels.keys()];
-    }
+    /** Nothing to do: the worker connects. */
     connect() { }
     /** Leave the shared connection; it closes when the last tab leaves. */
     close() {
@@ -110,6 +72,15 @@ export class SharedRelaycast {
         this._post({ op: "bye" });
         this.state = "disconnected";
         this._emit("state", { state: "disconnected", attempt: 0, transport: this.transport, url: this.url });
+    }
+    /** The worker is told of a channel once, with the options of its first subscribe. */
+    _follow(channel, options, fresh) {
+        if (!fresh)
+            return;
+        this._post({ op: "subscribe", channel, since: options.since || null, maxRate: options.maxRate ?? null });
+    }
+    _leave(channel) {
+        this._post({ op: "unsubscribe", channel });
     }
     _post(message) {
         void this._ready.then(() => this.port.postMessage(message));
@@ -121,22 +92,16 @@ export class SharedRelaycast {
             Object.assign(this, message.status);
         switch (message.ev) {
             case "status":
-                this._emit("state", this._stateChange());
+                this._emit("state", this._status());
                 if (this.gateway)
                     this._emit("gateway", this.gateway);
                 return;
             case "state":
                 this._emit("state", message.value);
                 return;
-            case "message": {
-                const { channel, data, meta } = message;
-                const known = this.positions.get(channel);
-                if (known && meta.offset <= known.offset)
-                    return;
-                this.positions.set(channel, { offset: meta.offset, epoch: known ? known.epoch : "" });
-                this._dispatch(channel, "message", data, meta);
+            case "message":
+                this._message(message.channel, message.data, message.meta);
                 return;
-            }
             case "subscribed":
                 this.positions.set(message.channel, { offset: message.info.offset, epoch: message.info.epoch });
                 this._dispatch(message.channel, "subscribed", message.info);
@@ -154,32 +119,6 @@ export class SharedRelaycast {
                 return;
             default:
                 this._emit(message.ev, message.value); // connected, disconnected, gateway, rtt, ...
-        }
-    }
-    _stateChange() {
-        return { state: this.state, attempt: this.attempt, transport: this.transport, url: this.url };
-    }
-    _emit(event, value) {
-        for (const fn of this._listeners.get(event) || []) {
-            try {
-                fn(value);
-            }
-            catch (err) {
-                console.error("relaycast: a listener threw", err);
-            }
-        }
-    }
-    _dispatch(channel, kind, ...args) {
-        for (const h of this._channels.get(channel) || []) {
-            const fn = h[kind];
-            if (typeof fn !== "function")
-                continue;
-            try {
-                fn.apply(h, args);
-            }
-            catch (err) {
-                console.error(`relaycast: a ${kind} handler of ${channel} threw`, err);
-            }
         }
     }
 }

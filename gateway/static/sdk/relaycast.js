@@ -18,9 +18,11 @@
 // connection presents a JWT (an `auth` frame, or a single-use ticket for SSE and polling)
 // and refreshes it before it expires.
 //
-// This module is the client core: options, state, positions, handlers, the reconnect
-// loop. Each transport is a link in a module of its own (websocket, sse, poll, on link).
+// This module is the client core: options, the reconnect loop, frames to positions and
+// handlers; the listeners, channels and positions it shares with SharedRelaycast are in
+// base.ts. Each transport is a link in a module of its own (websocket, sse, poll, on link).
 // docs/browser.md and docs/sdk-js.md describe it. Built from sdk/js/src (TypeScript).
+import { RelaycastBase } from "./base.js";
 import { PollLink } from "./poll.js";
 import { SSELink } from "./sse.js";
 import { WebSocketLink } from "./websocket.js";
@@ -47,27 +49,12 @@ export function backoffDelay(attempt, base, cap) {
     return Math.random() * Math.min(cap, base * 2 ** Math.min(attempt, 30));
 }
 /** A resilient subscriber. States: connecting, connected, reconnecting, disconnected. */
-export class Relaycast {
+export class Relaycast extends RelaycastBase {
     options;
     urls;
-    state = "disconnected";
-    /** The reconnect attempt under way (0 while connected). */
-    attempt = 0;
-    /** Times the connection was lost, for the life of the client. */
-    reconnects = 0;
-    transport = null;
-    url = null;
-    /** The id of the gateway serving this client, once known. */
-    gateway = null;
-    /** Last measured round trip, ms. */
-    rtt = null;
-    /** The last position seen in each subscribed channel. */
-    positions = new Map();
     kinds;
-    _channels = new Map();
     /** @internal subscribe options per channel (maxRate). */
     _subscribeOptions = new Map();
-    _listeners = new Map();
     _link = null;
     _opening = null;
     _preferred = 0; // index in kinds of the transport that last opened
@@ -76,6 +63,7 @@ export class Relaycast {
     _running = null;
     _wake = null;
     constructor(options = {}) {
+        super();
         const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
         this.options = { ...DEFAULTS, ...given };
         const origin = globalThis.location ? globalThis.location.origin : "";
@@ -90,59 +78,7 @@ export class Relaycast {
         if (options.connect !== false)
             queueMicrotask(() => this.connect());
     }
-    // --- public API ------------------------------------------------------------------------
-    /**
-     * Listen to "state", "connected", "disconnected", "reconnecting", "gateway", "rtt",
-     * "error", "close" or "authenticated"; returns a function that stops.
-     */
-    on(event, fn) {
-        let set = this._listeners.get(event);
-        if (!set)
-            this._listeners.set(event, (set = new Set()));
-        set.add(fn);
-        return () => void set.delete(fn);
-    }
-    /**
-     * Receive a channel now and after every reconnect. `handlers` is a function (called
-     * with each message's data) or an object with `message`, `subscribed` and `error`.
-     * `options.since` ({offset, epoch}) resumes from a position the app kept; `maxRate`
-     * caps the updates per second of a latest-value channel.
-     */
-    subscribe(channel, handlers, options = {}) {
-        const h = typeof handlers === "function" ? { message: handlers } : { ...handlers };
-        if (options.since)
-            this.positions.set(channel, { ...options.since });
-        if (options.maxRate !== undefined)
-            this._subscribeOptions.set(channel, { maxRate: options.maxRate });
-        let set = this._channels.get(channel);
-        const fresh = !set;
-        if (!set)
-            this._channels.set(channel, (set = new Set()));
-        set.add(h);
-        if (fresh && this._link)
-            this._link.subscribe(channel);
-        return {
-            channel,
-            unsubscribe: () => {
-                const current = this._channels.get(channel);
-                if (current && current.delete(h) && current.size === 0)
-                    this.unsubscribe(channel);
-            },
-        };
-    }
-    /** Stop receiving a channel (every handler of it) and forget its position. */
-    unsubscribe(channel) {
-        if (!this._channels.delete(channel))
-            return;
-        this.positions.delete(channel);
-        this._subscribeOptions.delete(channel);
-        if (this._link)
-            this._link.unsubscribe(channel);
-    }
-    /** The channels subscribed, in the order they were first subscribed. */
-    get channels() {
-        return [...this._channels.keys()];
-    }
+    // --- public API (on, subscribe, unsubscribe and channels come from RelaycastBase) -------
     /** Start connecting (done by the constructor unless `connect: false`). */
     connect() {
         if (this._running)
@@ -163,6 +99,20 @@ export class Relaycast {
         if (wasUp)
             this._emit("disconnected", { code: 1000, reason: "closed by the client", willReconnect: false });
         this._setState("disconnected");
+    }
+    // --- the connection's side of subscribe and unsubscribe ----------------------------------
+    _follow(channel, options, fresh) {
+        if (options.since)
+            this.positions.set(channel, { ...options.since });
+        if (options.maxRate !== undefined)
+            this._subscribeOptions.set(channel, { maxRate: options.maxRate });
+        if (fresh && this._link)
+            this._link.subscribe(channel);
+    }
+    _leave(channel) {
+        this._subscribeOptions.delete(channel);
+        if (this._link)
+            this._link.unsubscribe(channel);
     }
     // --- the connection loop ----------------------------------------------------------------
     async _run() {
@@ -237,22 +187,7 @@ export class Relaycast {
         if (state === this.state && state !== "reconnecting")
             return;
         this.state = state;
-        this._emit("state", {
-            state,
-            attempt: this.attempt,
-            transport: this.transport,
-            url: this.url,
-        });
-    }
-    _emit(event, value) {
-        for (const fn of this._listeners.get(event) || []) {
-            try {
-                fn(value);
-            }
-            catch (err) {
-                console.error("relaycast: a listener threw", err);
-            }
-        }
+        this._emit("state", this._status());
     }
     /** @internal */
     _setGateway(id) {
@@ -293,17 +228,9 @@ export class Relaycast {
     /** @internal One server frame from any transport. `link.announced` holds channels told "subscribed". */
     _frame(link, frame) {
         switch (frame.type) {
-            case "message": {
-                const known = this.positions.get(frame.channel);
-                if (known && frame.offset <= known.offset)
-                    return; // a duplicate across a reconnect
-                this.positions.set(frame.channel, { offset: frame.offset, epoch: known ? known.epoch : "" });
-                this._dispatch(frame.channel, "message", frame.data, {
-                    channel: frame.channel,
-                    offset: frame.offset,
-                });
+            case "message":
+                this._message(frame.channel, frame.data, { channel: frame.channel, offset: frame.offset });
                 return;
-            }
             case "subscribed": {
                 this.positions.set(frame.channel, { offset: frame.offset, epoch: frame.epoch });
                 // A poll re-subscribes every time; only news reaches the app.
@@ -332,19 +259,6 @@ export class Relaycast {
                 return;
             default:
                 return; // ping and pong are the link's business; unsubscribed needs nothing
-        }
-    }
-    _dispatch(channel, kind, ...args) {
-        for (const h of this._channels.get(channel) || []) {
-            const fn = h[kind];
-            if (typeof fn !== "function")
-                continue;
-            try {
-                fn.apply(h, args);
-            }
-            catch (err) {
-                console.error(`relaycast: a ${kind} handler of ${channel} threw`, err);
-            }
         }
     }
 }

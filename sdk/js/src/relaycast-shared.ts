@@ -12,48 +12,32 @@
 // tab already follows is given the channel's position (`subscribed` with `shared: true`)
 // and its newest message at once, rather than nothing until the next message.
 
+import { RelaycastBase } from "./base.js";
 import { Relaycast } from "./relaycast.js";
-import type {
-  ClientEvents,
-  ClientOptions,
-  ConnectionState,
-  Handlers,
-  MessageMeta,
-  Position,
-  SubscribeOptions,
-  Subscription,
-  TokenSource,
-  TransportKind,
-} from "./types.js";
+import type { ClientOptions, ConnectionState, SubscribeOptions, TokenSource } from "./types.js";
 
 /** A shared connection where the browser has SharedWorker, else a Relaycast of its own. */
 export function openRelaycast(options: ClientOptions = {}): SharedRelaycast | Relaycast {
   return typeof SharedWorker === "function" ? new SharedRelaycast(options) : new Relaycast(options);
 }
 
-type AnyHandlers = Handlers<any>;
-type Listener = (value: any) => void;
-
-/** The tab's side of a connection run by a SharedWorker; the API of Relaycast. */
-export class SharedRelaycast {
+/**
+ * The tab's side of a connection run by a SharedWorker; the API of Relaycast. When another
+ * tab already follows a channel, its `subscribed` comes at once with `shared: true`,
+ * followed by the channel's newest message.
+ */
+export class SharedRelaycast extends RelaycastBase {
   readonly shared = true as const;
   readonly options: Record<string, unknown>;
-  state: ConnectionState = "connecting";
-  attempt = 0;
-  reconnects = 0;
-  transport: TransportKind | null = null;
-  url: string | null = null;
-  gateway: string | null = null;
-  rtt: number | null = null;
-  readonly positions = new Map<string, Position>();
+  /** Until the worker tells its status: its connection may be up already. */
+  override state: ConnectionState = "connecting";
   private readonly port: MessagePort;
   private readonly _token: TokenSource;
-  private readonly _channels = new Map<string, Set<AnyHandlers>>();
-  private readonly _listeners = new Map<string, Set<Listener>>();
   private readonly _ready: Promise<void>;
   private _closed = false;
 
   constructor(options: ClientOptions = {}) {
+    super();
     const origin = globalThis.location.origin;
     const urls = (options.urls && options.urls.length ? options.urls : [origin]).map((u) => new URL(u, origin).origin);
     // The token stays here (a function cannot be posted); the worker asks for it.
@@ -83,48 +67,7 @@ export class SharedRelaycast {
     addEventListener("pagehide", () => this.close());
   }
 
-  on<K extends keyof ClientEvents>(event: K, fn: (value: ClientEvents[K]) => void): () => void {
-    let set = this._listeners.get(event);
-    if (!set) this._listeners.set(event, (set = new Set()));
-    set.add(fn as Listener);
-    return () => void set.delete(fn as Listener);
-  }
-
-  /**
-   * As Relaycast.subscribe. When another tab already follows the channel, `subscribed`
-   * comes at once with `shared: true`, followed by the channel's newest message.
-   */
-  subscribe<T = unknown>(
-    channel: string,
-    handlers: Handlers<T> | ((data: T, meta: MessageMeta) => void),
-    options: SubscribeOptions = {},
-  ): Subscription {
-    const h: AnyHandlers = typeof handlers === "function" ? { message: handlers } : { ...handlers };
-    let set = this._channels.get(channel);
-    if (!set) {
-      this._channels.set(channel, (set = new Set()));
-      this._post({ op: "subscribe", channel, since: options.since || null, maxRate: options.maxRate ?? null });
-    }
-    set.add(h);
-    return {
-      channel,
-      unsubscribe: () => {
-        const current = this._channels.get(channel);
-        if (current && current.delete(h) && current.size === 0) this.unsubscribe(channel);
-      },
-    };
-  }
-
-  unsubscribe(channel: string): void {
-    if (!this._channels.delete(channel)) return;
-    this.positions.delete(channel);
-    this._post({ op: "unsubscribe", channel });
-  }
-
-  get channels(): string[] {
-    return [...this._channels.keys()];
-  }
-
+  /** Nothing to do: the worker connects. */
   connect(): void {}
 
   /** Leave the shared connection; it closes when the last tab leaves. */
@@ -136,6 +79,16 @@ export class SharedRelaycast {
     this._emit("state", { state: "disconnected", attempt: 0, transport: this.transport, url: this.url });
   }
 
+  /** The worker is told of a channel once, with the options of its first subscribe. */
+  protected _follow(channel: string, options: SubscribeOptions, fresh: boolean): void {
+    if (!fresh) return;
+    this._post({ op: "subscribe", channel, since: options.since || null, maxRate: options.maxRate ?? null });
+  }
+
+  protected _leave(channel: string): void {
+    this._post({ op: "unsubscribe", channel });
+  }
+
   private _post(message: Record<string, unknown>): void {
     void this._ready.then(() => this.port.postMessage(message));
   }
@@ -145,20 +98,15 @@ export class SharedRelaycast {
     if (message.status) Object.assign(this, message.status);
     switch (message.ev) {
       case "status":
-        this._emit("state", this._stateChange());
+        this._emit("state", this._status());
         if (this.gateway) this._emit("gateway", this.gateway);
         return;
       case "state":
         this._emit("state", message.value);
         return;
-      case "message": {
-        const { channel, data, meta } = message;
-        const known = this.positions.get(channel);
-        if (known && meta.offset <= known.offset) return;
-        this.positions.set(channel, { offset: meta.offset, epoch: known ? known.epoch : "" });
-        this._dispatch(channel, "message", data, meta);
+      case "message":
+        this._message(message.channel, message.data, message.meta);
         return;
-      }
       case "subscribed":
         this.positions.set(message.channel, { offset: message.info.offset, epoch: message.info.epoch });
         this._dispatch(message.channel, "subscribed", message.info);
@@ -176,32 +124,6 @@ export class SharedRelaycast {
         return;
       default:
         this._emit(message.ev, message.value); // connected, disconnected, gateway, rtt, ...
-    }
-  }
-
-  private _stateChange() {
-    return { state: this.state, attempt: this.attempt, transport: this.transport, url: this.url };
-  }
-
-  private _emit(event: string, value: unknown): void {
-    for (const fn of this._listeners.get(event) || []) {
-      try {
-        fn(value);
-      } catch (err) {
-        console.error("relaycast: a listener threw", err);
-      }
-    }
-  }
-
-  private _dispatch(channel: string, kind: keyof AnyHandlers, ...args: unknown[]): void {
-    for (const h of this._channels.get(channel) || []) {
-      const fn = h[kind] as ((...a: unknown[]) => void) | undefined;
-      if (typeof fn !== "function") continue;
-      try {
-        fn.apply(h, args);
-      } catch (err) {
-        console.error(`relaycast: a ${kind} handler of ${channel} threw`, err);
-      }
     }
   }
 }

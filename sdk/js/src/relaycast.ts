@@ -18,24 +18,21 @@
 // connection presents a JWT (an `auth` frame, or a single-use ticket for SSE and polling)
 // and refreshes it before it expires.
 //
-// This module is the client core: options, state, positions, handlers, the reconnect
-// loop. Each transport is a link in a module of its own (websocket, sse, poll, on link).
+// This module is the client core: options, the reconnect loop, frames to positions and
+// handlers; the listeners, channels and positions it shares with SharedRelaycast are in
+// base.ts. Each transport is a link in a module of its own (websocket, sse, poll, on link).
 // docs/browser.md and docs/sdk-js.md describe it. Built from sdk/js/src (TypeScript).
 
+import { RelaycastBase } from "./base.js";
 import type { ErrorFrame, ServerFrame } from "./frames.js";
 import type { Link } from "./link.js";
 import { PollLink } from "./poll.js";
 import { SSELink } from "./sse.js";
 import type {
-  ClientEvents,
   ClientOptions,
   CloseInfo,
   ConnectionState,
-  Handlers,
-  MessageMeta,
-  Position,
   SubscribeOptions,
-  Subscription,
   TokenSource,
   TransportKind,
 } from "./types.js";
@@ -84,31 +81,13 @@ export function backoffDelay(attempt: number, base: number, cap: number): number
   return Math.random() * Math.min(cap, base * 2 ** Math.min(attempt, 30));
 }
 
-type AnyHandlers = Handlers<any>;
-type Listener = (value: any) => void;
-
 /** A resilient subscriber. States: connecting, connected, reconnecting, disconnected. */
-export class Relaycast {
+export class Relaycast extends RelaycastBase {
   readonly options: ResolvedOptions;
   readonly urls: string[];
-  state: ConnectionState = "disconnected";
-  /** The reconnect attempt under way (0 while connected). */
-  attempt = 0;
-  /** Times the connection was lost, for the life of the client. */
-  reconnects = 0;
-  transport: TransportKind | null = null;
-  url: string | null = null;
-  /** The id of the gateway serving this client, once known. */
-  gateway: string | null = null;
-  /** Last measured round trip, ms. */
-  rtt: number | null = null;
-  /** The last position seen in each subscribed channel. */
-  readonly positions = new Map<string, Position>();
   private readonly kinds: TransportKind[];
-  private readonly _channels = new Map<string, Set<AnyHandlers>>();
   /** @internal subscribe options per channel (maxRate). */
   readonly _subscribeOptions = new Map<string, SubscribeOptions>();
-  private readonly _listeners = new Map<string, Set<Listener>>();
   private _link: Link | null = null;
   private _opening: Link | null = null;
   private _preferred = 0; // index in kinds of the transport that last opened
@@ -118,6 +97,7 @@ export class Relaycast {
   private _wake: (() => void) | null = null;
 
   constructor(options: ClientOptions = {}) {
+    super();
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...DEFAULTS, ...given } as ResolvedOptions;
     const origin = globalThis.location ? globalThis.location.origin : "";
@@ -130,59 +110,7 @@ export class Relaycast {
     if (options.connect !== false) queueMicrotask(() => this.connect());
   }
 
-  // --- public API ------------------------------------------------------------------------
-
-  /**
-   * Listen to "state", "connected", "disconnected", "reconnecting", "gateway", "rtt",
-   * "error", "close" or "authenticated"; returns a function that stops.
-   */
-  on<K extends keyof ClientEvents>(event: K, fn: (value: ClientEvents[K]) => void): () => void {
-    let set = this._listeners.get(event);
-    if (!set) this._listeners.set(event, (set = new Set()));
-    set.add(fn as Listener);
-    return () => void set.delete(fn as Listener);
-  }
-
-  /**
-   * Receive a channel now and after every reconnect. `handlers` is a function (called
-   * with each message's data) or an object with `message`, `subscribed` and `error`.
-   * `options.since` ({offset, epoch}) resumes from a position the app kept; `maxRate`
-   * caps the updates per second of a latest-value channel.
-   */
-  subscribe<T = unknown>(
-    channel: string,
-    handlers: Handlers<T> | ((data: T, meta: MessageMeta) => void),
-    options: SubscribeOptions = {},
-  ): Subscription {
-    const h: AnyHandlers = typeof handlers === "function" ? { message: handlers } : { ...handlers };
-    if (options.since) this.positions.set(channel, { ...options.since });
-    if (options.maxRate !== undefined) this._subscribeOptions.set(channel, { maxRate: options.maxRate });
-    let set = this._channels.get(channel);
-    const fresh = !set;
-    if (!set) this._channels.set(channel, (set = new Set()));
-    set.add(h);
-    if (fresh && this._link) this._link.subscribe(channel);
-    return {
-      channel,
-      unsubscribe: () => {
-        const current = this._channels.get(channel);
-        if (current && current.delete(h) && current.size === 0) this.unsubscribe(channel);
-      },
-    };
-  }
-
-  /** Stop receiving a channel (every handler of it) and forget its position. */
-  unsubscribe(channel: string): void {
-    if (!this._channels.delete(channel)) return;
-    this.positions.delete(channel);
-    this._subscribeOptions.delete(channel);
-    if (this._link) this._link.unsubscribe(channel);
-  }
-
-  /** The channels subscribed, in the order they were first subscribed. */
-  get channels(): string[] {
-    return [...this._channels.keys()];
-  }
+  // --- public API (on, subscribe, unsubscribe and channels come from RelaycastBase) -------
 
   /** Start connecting (done by the constructor unless `connect: false`). */
   connect(): void {
@@ -200,6 +128,19 @@ export class Relaycast {
     if (this._wake) this._wake();
     if (wasUp) this._emit("disconnected", { code: 1000, reason: "closed by the client", willReconnect: false });
     this._setState("disconnected");
+  }
+
+  // --- the connection's side of subscribe and unsubscribe ----------------------------------
+
+  protected _follow(channel: string, options: SubscribeOptions, fresh: boolean): void {
+    if (options.since) this.positions.set(channel, { ...options.since });
+    if (options.maxRate !== undefined) this._subscribeOptions.set(channel, { maxRate: options.maxRate });
+    if (fresh && this._link) this._link.subscribe(channel);
+  }
+
+  protected _leave(channel: string): void {
+    this._subscribeOptions.delete(channel);
+    if (this._link) this._link.unsubscribe(channel);
   }
 
   // --- the connection loop ----------------------------------------------------------------
@@ -272,22 +213,7 @@ export class Relaycast {
   private _setState(state: ConnectionState): void {
     if (state === this.state && state !== "reconnecting") return;
     this.state = state;
-    this._emit("state", {
-      state,
-      attempt: this.attempt,
-      transport: this.transport,
-      url: this.url,
-    });
-  }
-
-  private _emit<K extends keyof ClientEvents>(event: K, value: ClientEvents[K]): void {
-    for (const fn of this._listeners.get(event) || []) {
-      try {
-        fn(value);
-      } catch (err) {
-        console.error("relaycast: a listener threw", err);
-      }
-    }
+    this._emit("state", this._status());
   }
 
   /** @internal */
@@ -333,16 +259,9 @@ export class Relaycast {
   /** @internal One server frame from any transport. `link.announced` holds channels told "subscribed". */
   _frame(link: Link, frame: ServerFrame): void {
     switch (frame.type) {
-      case "message": {
-        const known = this.positions.get(frame.channel);
-        if (known && frame.offset <= known.offset) return; // a duplicate across a reconnect
-        this.positions.set(frame.channel, { offset: frame.offset, epoch: known ? known.epoch : "" });
-        this._dispatch(frame.channel, "message", frame.data, {
-          channel: frame.channel,
-          offset: frame.offset,
-        });
+      case "message":
+        this._message(frame.channel, frame.data, { channel: frame.channel, offset: frame.offset });
         return;
-      }
       case "subscribed": {
         this.positions.set(frame.channel, { offset: frame.offset, epoch: frame.epoch });
         // A poll re-subscribes every time; only news reaches the app.
@@ -370,18 +289,6 @@ export class Relaycast {
         return;
       default:
         return; // ping and pong are the link's business; unsubscribed needs nothing
-    }
-  }
-
-  private _dispatch(channel: string, kind: keyof AnyHandlers, ...args: unknown[]): void {
-    for (const h of this._channels.get(channel) || []) {
-      const fn = h[kind] as ((...a: unknown[]) => void) | undefined;
-      if (typeof fn !== "function") continue;
-      try {
-        fn.apply(h, args);
-      } catch (err) {
-        console.error(`relaycast: a ${kind} handler of ${channel} threw`, err);
-      }
     }
   }
 }
