@@ -191,7 +191,7 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     metrics_series_cap: int = 1000
     """Most series (metric and entity pairs) one metrics source may have."""
     health_port: int = 0
-    """Port of the metrics or alerts process' health endpoint (0: none)."""
+    """Port of the metrics, alerts or notify process' health endpoint (0: none)."""
 
     def __post_init__(self) -> None:
         positive = (
