@@ -1,4 +1,4 @@
-"""Health of a metrics or alerts process, over a small HTTP endpoint for probes.
+"""Health of a metrics, alerts or notify process, over a small HTTP endpoint for probes.
 
 A publisher that hangs publishes nothing and says nothing, so its health is judged by its
 work, not by its being there:
@@ -10,7 +10,9 @@ work, not by its being there:
 - ``GET /readyz`` (readiness) is 200 only while the newest rounds reached Redis: the last
   successful round is at most three intervals (plus ``GRACE``) old.
 
-Both answer a line of JSON saying why. Served on ``health_port`` (0: not served).
+Both answer a line of JSON saying why. A process with counters of its own (``relaycast
+notify``) serves them on ``GET /metrics`` too, in Prometheus' text format. Served on
+``health_port`` (0: not served).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from typing import Protocol
 
 import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 __all__ = ["GRACE", "Health", "RoundsWorker", "run_with_health", "serve_health"]
 
@@ -72,24 +75,33 @@ class Health:
 _encode = msgspec.json.Encoder().encode
 
 
-async def serve_health(health: Health, port: int, host: str = "0.0.0.0") -> asyncio.Server:
-    """Serve ``/healthz`` and ``/readyz`` of ``health`` on ``port``."""
+async def serve_health(
+    health: Health, port: int, host: str = "0.0.0.0", registry: CollectorRegistry | None = None
+) -> asyncio.Server:
+    """Serve ``/healthz`` and ``/readyz`` of ``health`` on ``port``, and ``/metrics`` of
+    ``registry`` when there is one."""
+
+    def reply(path: str) -> tuple[str, str, bytes]:
+        if path == "/metrics" and registry is not None:
+            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(registry)
+        if path == "/healthz":
+            ok, why = health.live()
+        elif path == "/readyz":
+            ok, why = health.ready()
+        else:
+            ask = "/healthz, /readyz or /metrics" if registry else "/healthz or /readyz"
+            ok, why = False, f"not found: ask {ask}"
+        status = "200 OK" if ok else ("404 Not Found" if "not found" in why else "503 Down")
+        body = _encode({"ok": ok, "reason": why, "rounds": health.rounds}) + b"\n"
+        return status, "application/json", body
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 5)
             parts = line.decode("latin-1").split()
-            path = parts[1] if len(parts) >= 2 else ""
-            if path == "/healthz":
-                ok, why = health.live()
-            elif path == "/readyz":
-                ok, why = health.ready()
-            else:
-                ok, why = False, "not found: ask /healthz or /readyz"
-            status = "200 OK" if ok else ("404 Not Found" if "not found" in why else "503 Down")
-            body = _encode({"ok": ok, "reason": why, "rounds": health.rounds}) + b"\n"
+            status, content_type, body = reply(parts[1] if len(parts) >= 2 else "")
             writer.write(
-                f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
+                f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n"
                 f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
                 + body
             )
@@ -102,7 +114,8 @@ async def serve_health(health: Health, port: int, host: str = "0.0.0.0") -> asyn
                 await writer.wait_closed()
 
     server = await asyncio.start_server(answer, host, port)
-    log.info("health on http://%s:%d/healthz and /readyz", host, port)
+    also = ", /readyz and /metrics" if registry else " and /readyz"
+    log.info("health on http://%s:%d/healthz%s", host, port, also)
     return server
 
 

@@ -50,7 +50,7 @@ from shared.state.hosts import (
     read_hosts,
 )
 from shared.state.metrics import FleetSnapshot, HostSnapshot, HostSummary
-from shared.state.series import flatten, unit_of
+from shared.state.series import InvalidSample, flatten, unit_of
 
 __all__ = ["FleetSnapshot", "HostSummary", "MetricsPublisher", "run_metrics", "summarise"]
 
@@ -162,6 +162,11 @@ class MetricsPublisher:
         A mapping is published as it is (with ``host``, ``time`` and ``interval`` added
         when missing): a way to publish metrics of your own, which alert rules can watch.
         Every number in it (lists aside) goes into history in the same step.
+
+        Raises:
+            InvalidSample: a number is beyond what history keeps, or past the series cap;
+                nothing was stored or published.
+            BrokerUnavailable: Redis cannot be reached.
         """
         if isinstance(snapshot, Mapping):
             snapshot = {
@@ -217,7 +222,10 @@ class MetricsPublisher:
             wanted, fleet = await self.listeners()
             every = interval if wanted else idle
             if first or (every and started - last_sample >= every - interval / 10):
-                await self.publish(await self.sample(every or 3600.0))
+                try:
+                    await self.publish(await self.sample(every or 3600.0))
+                except InvalidSample as exc:  # nothing stored; the next sample may do
+                    log.warning("snapshot of %s refused: %s", self.host, exc)
                 last_sample, first = started, False
             if fleet:
                 await self.publish_fleet()

@@ -10,6 +10,10 @@ attempt is retried after ``notify_retry_delay``, doubling (at most a minute), un
 ``GET /api/notifications/projects/<p>/deliveries`` returns. An entry is acknowledged once
 its delivery has succeeded or failed for good; entries a stopped process left unfinished
 are claimed by the others after :data:`RECLAIM_IDLE` seconds.
+
+With ``health_port`` set, the process serves ``/healthz`` and ``/readyz`` (a round is one
+read of the stream, at least every second) and its counters on ``/metrics``: deliveries
+made, attempts to be retried, and deliveries given up, per sink kind.
 """
 
 from __future__ import annotations
@@ -22,19 +26,21 @@ import random
 import socket
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
+from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import RedisError, ResponseError
 
+from publisher.health import Health, serve_health
 from publisher.notify_sinks import SinkFailure, deliver
 from publisher.publish import AsyncPublisher
 from shared.broker import BrokerUnavailable
 from shared.settings import Settings
 from shared.state.notification_store import NotificationStore, queue_key
-from shared.state.notifications import Delivery, Notification, Sink
+from shared.state.notifications import Delivery, Notification, Sink, SinkKind
 
-__all__ = ["GROUP", "Notifier", "run_notifier"]
+__all__ = ["GROUP", "REGISTRY", "Notifier", "run_notifier"]
 
 log = logging.getLogger("relaycast.notify")
 
@@ -45,6 +51,23 @@ RECLAIM_IDLE = 900.0
 """Seconds an entry may stay unacknowledged before another notifier takes it over (longer
 than the retries of one delivery take)."""
 
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+def _per_kind(name: str, documentation: str) -> Counter:
+    counter = Counter(name, documentation, ["kind"], registry=REGISTRY)
+    for kind in get_args(SinkKind):  # every kind from 0, so a rate has a start
+        counter.labels(kind)
+    return counter
+
+
+DELIVERED = _per_kind("relaycast_notify_delivered", "Deliveries that reached their sink")
+RETRIED = _per_kind("relaycast_notify_retried", "Failed attempts that will be tried again")
+GIVEN_UP = _per_kind(
+    "relaycast_notify_given_up",
+    "Deliveries recorded as failed (out of attempts, or not worth retrying)",
+)
+
 _decode_note = msgspec.json.Decoder(Notification).decode
 _decode_sink = msgspec.json.Decoder(Sink).decode
 _decode_delivery = msgspec.json.Decoder(Delivery).decode
@@ -53,8 +76,10 @@ _decode_delivery = msgspec.json.Decoder(Delivery).decode
 class Notifier:
     """One consumer of the delivery stream."""
 
-    def __init__(self, publisher: AsyncPublisher) -> None:
+    def __init__(self, publisher: AsyncPublisher, health: Health | None = None) -> None:
         self.settings: Settings = publisher.settings
+        self.health = health
+        self._last_claim = 0.0
         self.redis = publisher.redis
         self.store = NotificationStore(self.redis, self.settings)
         self.queue = queue_key(self.settings)
@@ -71,27 +96,35 @@ class Notifier:
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"redis: {exc}") from exc
         log.info("notify: delivering from %s as %s", self.queue, self.consumer)
-        last_claim = 0.0
         while True:
             try:
-                if len(self.tasks) >= IN_FLIGHT:
-                    await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                if time.monotonic() - last_claim > 60:
-                    last_claim = time.monotonic()
-                    await self._reclaim()
-                batch: Any = await self.redis.xreadgroup(
-                    GROUP, self.consumer, {self.queue: ">"}, count=100, block=1000
-                )
-                for _, entries in batch or ():
-                    for entry_id, fields in entries:
-                        self._start(entry_id, fields)
+                await self._round()
+                ok = True
             except (RedisError, OSError) as exc:
+                ok = False
                 log.warning("notify: redis: %s; retrying in 1 s", exc)
                 await asyncio.sleep(1)
                 if "NOGROUP" in str(exc):  # the stream was deleted: make it again
                     with contextlib.suppress(RedisError, OSError):
                         await self._group()
+            if self.health is not None:
+                self.health.round_done(ok)
+
+    async def _round(self) -> None:
+        """Start the deliveries of one read of the stream (none while :data:`IN_FLIGHT`
+        are under way: then wait, at most a second, for one to end)."""
+        if len(self.tasks) >= IN_FLIGHT:
+            await asyncio.wait(self.tasks, timeout=1, return_when=asyncio.FIRST_COMPLETED)
+            return
+        if time.monotonic() - self._last_claim > 60:
+            self._last_claim = time.monotonic()
+            await self._reclaim()
+        batch: Any = await self.redis.xreadgroup(
+            GROUP, self.consumer, {self.queue: ">"}, count=100, block=1000
+        )
+        for _, entries in batch or ():
+            for entry_id, fields in entries:
+                self._start(entry_id, fields)
 
     async def _group(self) -> None:
         try:
@@ -134,10 +167,12 @@ class Notifier:
             delivery.updated_at = time.time()
             if failure is None:
                 delivery.status, delivery.error = "delivered", None
+                DELIVERED.labels(sink.kind).inc()
             else:
                 delivery.error = str(failure)[:500]
                 done = not failure.retry or delivery.attempts >= limit
                 delivery.status = "failed" if done else "retrying"
+                (GIVEN_UP if done else RETRIED).labels(sink.kind).inc()
                 if done:
                     log.warning(
                         "notify: %s to sink %s/%s failed after %d attempts: %s",
@@ -168,10 +203,17 @@ class Notifier:
 
 async def run_notifier(settings: Settings) -> None:
     """``relaycast notify``: deliver until stopped."""
-    async with AsyncPublisher(settings=settings) as publisher:
-        notifier = Notifier(publisher)
-        try:
-            await notifier.run()
-        finally:
-            for task in notifier.tasks:
-                task.cancel()
+    health = Health(1.0, "read the delivery queue")
+    port = settings.health_port
+    server = await serve_health(health, port, registry=REGISTRY) if port else None
+    try:
+        async with AsyncPublisher(settings=settings) as publisher:
+            notifier = Notifier(publisher, health)
+            try:
+                await notifier.run()
+            finally:
+                for task in notifier.tasks:
+                    task.cancel()
+    finally:
+        if server is not None:
+            server.close()

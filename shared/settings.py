@@ -168,6 +168,9 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     """Resolved alerts kept, and shown at once to new subscribers of ``alerts@state``."""
     notify_keep: int = 500
     """Notifications kept per user; the oldest drop out beyond it."""
+    notify_age: float = 2592000.0
+    """Seconds a notification is kept (30 days): older ones are neither listed nor counted,
+    and go at the user's next write."""
     notify_destinations: str = "public"
     """Where webhook sinks may send, comma-separated: ``public`` (addresses on the public
     internet), host names (``hooks.example.com``, ``*.example.com``), addresses and networks
@@ -191,7 +194,7 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
     metrics_series_cap: int = 1000
     """Most series (metric and entity pairs) one metrics source may have."""
     health_port: int = 0
-    """Port of the metrics or alerts process' health endpoint (0: none)."""
+    """Port of the metrics, alerts or notify process' health endpoint (0: none)."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -217,6 +220,7 @@ class Settings(msgspec.Struct, kw_only=True, dict=True):
             "alerts_interval",
             "alerts_recent",
             "notify_keep",
+            "notify_age",
             "notify_timeout",
             "notify_max_attempts",
             "history_max_points",

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import msgspec
+import pytest
 import redis
 
 from gateway.client import Client, Message
 from publisher.metrics import MetricsPublisher, summarise
+from publisher.sampler import Sampler
 from shared.settings import Settings
 from shared.state.metrics import FleetSnapshot, HostSnapshot
+from shared.state.series import InvalidSample
 from tests.helpers import GatewayProcess, open_ws, recv_json, subscribe, wait_until
 from tests.publishers import PublisherProcess
 from tests.rawws import CLOSE, RawWebSocket
@@ -186,3 +190,58 @@ def test_the_fleet_summary_marks_silent_hosts_stale_and_skips_unreadable_ones():
     assert by_host["fresh"].cpu == 12.5 and not by_host["fresh"].stale
     assert by_host["silent"].stale
     assert by_host["custom"].cpu is None and not by_host["custom"].stale
+
+
+async def test_a_number_history_cannot_keep_refuses_the_host_snapshot_whole(redis_server):
+    settings = Settings.load({"redis_url": redis_server.url})
+    metrics = MetricsPublisher(settings, host="box-v")
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        with pytest.raises(InvalidSample, match=r"q\.big: value 1e\+301 is beyond"):
+            await metrics.publish({"q": {"ok": 1, "big": 1e301}})
+        assert not reported(redis_server.url, "box-v")
+        assert channel_offset(redis_server.url, "metrics.host.box-v") == 0
+        assert not client.keys("rc:hist:*box-v*")
+
+        await metrics.publish({"q": {"ok": 2, "big": -1e300, "inf": float("inf")}})
+        assert reported(redis_server.url, "box-v")
+        assert sorted(client.hkeys("rc:metrics:series:box-v")) == [b"q.big", b"q.ok"]
+
+        assert metrics.history is not None
+        for bad in (float("inf"), float("nan"), -1e301):  # the store's own rule too
+            with pytest.raises(InvalidSample, match="beyond"):
+                await metrics.history.record_host("box-v", b"{}", [("q.ok", "", bad)], 1.0)
+        assert client.zcard("rc:hist:raw:box-v|q.ok") == 1
+    finally:
+        client.close()
+        await metrics.close()
+
+
+async def test_the_metrics_loop_logs_a_refused_snapshot_and_goes_on(redis_server, caplog):
+    settings = Settings.load(
+        {"redis_url": redis_server.url, "metrics_interval": 0.2, "metrics_idle_interval": 0.2}
+    )
+    real = Sampler()
+    calls = 0
+
+    def sampler(host: str, interval: float) -> HostSnapshot:
+        nonlocal calls
+        calls += 1
+        snapshot = real(host, interval)
+        return msgspec.structs.replace(snapshot, uptime=1e301) if calls == 1 else snapshot
+
+    metrics = MetricsPublisher(settings, host="box-w", sampler=sampler)
+    client = redis.Redis.from_url(redis_server.url)
+    stop = asyncio.Event()
+    caplog.set_level(logging.WARNING, logger="relaycast.metrics")
+    running = asyncio.create_task(metrics.run(stop))
+    try:
+        await wait_until(lambda: client.zcard("rc:hist:raw:box-w|uptime") >= 2, 20, "samples")
+        assert calls >= 3 and not running.done()  # the first was refused, not the loop
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        client.close()
+        await metrics.close()
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refused == ["snapshot of box-w refused: uptime: value 1e+301 is beyond +-1e+300"]

@@ -1,10 +1,11 @@
 """Notifications over the HTTP API of a real gateway: created, listed, counted, marked read
-and deleted, bounded per user; made when tasks end, for whom the rules say; bad input gets a
-clear error."""
+and deleted, bounded per user in number and age; made when tasks end, for whom the rules
+say; bad input gets a clear error."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import msgspec
@@ -62,6 +63,43 @@ async def test_a_users_notifications_are_kept_counted_read_and_deleted(redis_ser
         assert [n["read"] for n in (await http.get(users)).json()["notifications"]] == [True] * 2
         assert (await http.delete(f"{users}/{ids[3]}")).status_code == 404
     await ws.close()
+
+
+async def test_notifications_past_the_age_limit_are_not_listed_nor_counted_and_then_go(
+    redis_server, gateways
+):
+    gateway = start(redis_server, gateways, notify_age=3600)
+    redis = aioredis.Redis.from_url(redis_server.url)
+    store = NotificationStore(redis, Settings.load({"redis_url": redis_server.url}))
+    now = time.time()  # created with their times in the past: no waiting for them to age
+    old = await store.create(NewNotification(user="erin", title="old"), now=now - 7200)
+    kept = await store.create(NewNotification(user="erin", title="kept"), now=now - 600)
+    base = "rc:{notifications.erin}"
+    users = "/api/notifications/users/erin"
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=10, headers=AUTH) as http:
+            listed = (await http.get(users)).json()
+            assert [n["title"] for n in listed["notifications"]] == ["kept"]
+            assert listed["unread"] == 1
+            unread = (await http.get(users, params={"unread": "1"})).json()["notifications"]
+            assert [n["id"] for n in unread] == [kept.id]
+            assert await redis.hlen(f"{base}:items") == 2  # unseen, but not written yet
+
+            assert (await http.post(f"{users}/{old.id}/read")).status_code == 404
+            assert await redis.hkeys(f"{base}:items") == [kept.id.encode()]  # that write
+            assert await redis.zrange(f"{base}:order", 0, -1) == [kept.id.encode()]
+            assert await redis.smembers(f"{base}:unread") == {kept.id.encode()}
+
+            stale = await store.create(NewNotification(user="erin", title="s"), now=now - 7200)
+            assert stale.id.encode() in await redis.hkeys(f"{base}:items")
+            body = {"user": "erin", "title": "fresh"}
+            created = await http.post("/api/notifications", json=body)
+            assert created.status_code == 201, created.text
+            ids = {kept.id, created.json()["id"]}
+            assert {i.decode() for i in await redis.hkeys(f"{base}:items")} == ids  # stale gone
+            assert (await http.get(users + "/unread")).json()["unread"] == 2
+    finally:
+        await redis.aclose()
 
 
 async def test_a_users_channel_carries_events_that_decode_into_their_structs(

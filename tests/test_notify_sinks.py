@@ -10,17 +10,21 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from publisher.notifier import Notifier
 from publisher.notify import Notifications, Sink
 from publisher.publish import AsyncPublisher
 from publisher.tasks import Tasks
 from shared.destinations import DestinationRefused
+from shared.localredis import free_port
 from shared.settings import Settings
 from shared.state.notifications import Delivery
 from tests.helpers import ROOT
@@ -194,3 +198,67 @@ async def test_relaycast_notify_as_its_own_process_delivers(redis_server):
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert b"Traceback" not in err, err.decode()
+
+
+async def counts(http: httpx.AsyncClient, url: str) -> dict[tuple[str, str], float]:
+    """The notifier's counters on ``/metrics``, by (name, sink kind)."""
+    response = await http.get(url)
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, sample.labels["kind"]): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name.startswith("relaycast_notify_") and sample.name.endswith("_total")
+    }
+
+
+async def test_relaycast_notify_counts_deliveries_per_sink_kind_on_its_health_port(redis_server):
+    port = free_port()
+    with mailbox() as box:
+        settings = settings_for(redis_server.url, smtp_host="127.0.0.1", smtp_port=box.port)
+        command = [sys.executable, "-m", "shared.cli", "notify", "--redis-url", redis_server.url,
+                   "--notify-destinations", "127.0.0.1", "--notify-retry-delay", "0.05",
+                   "--smtp-host", "127.0.0.1", "--smtp-port", str(box.port)]  # fmt: skip
+        env = {**os.environ, "RELAYCAST_HEALTH_PORT": str(port)}
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE)
+        try:
+            async with (
+                hook_server() as hooks,
+                Notifications(settings=settings) as notes,
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
+            ):
+                async with asyncio.timeout(20):
+                    while True:
+                        with contextlib.suppress(httpx.HTTPError):
+                            if (await http.get("/readyz")).status_code == 200:
+                                break
+                        await asyncio.sleep(0.1)
+                before = await counts(http, "/metrics")
+                assert set(before.values()) == {0.0} and len(before) == 9  # 3 counters, 3 kinds
+                await notes.set_sinks(
+                    "ops",
+                    [
+                        Sink(name="hook", kind="webhook", url=hooks.url("/ok")),
+                        Sink(name="chat", kind="slack", url=hooks.url("/ok?chat")),
+                        Sink(name="mail", kind="email", to=["ops@example.com"]),
+                        Sink(name="flaky", kind="webhook", url=hooks.url("/fail"), max_attempts=3),
+                        Sink(name="gone", kind="slack", url=hooks.url("/gone")),
+                    ],
+                )
+                await notes.send("ivan", "Queue drained", project="ops")
+                await settled(notes, "ops", 5)
+                after = await counts(http, "/metrics")
+                assert (await http.get("/healthz")).status_code == 200
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=10)
+    assert b"Traceback" not in err, err.decode()
+    moved = {key: value for key, value in after.items() if value}
+    assert moved == {
+        ("relaycast_notify_delivered_total", "webhook"): 1,
+        ("relaycast_notify_delivered_total", "slack"): 1,
+        ("relaycast_notify_delivered_total", "email"): 1,
+        ("relaycast_notify_retried_total", "webhook"): 2,  # /fail: attempts 1 and 2
+        ("relaycast_notify_given_up_total", "webhook"): 1,  # /fail: attempt 3
+        ("relaycast_notify_given_up_total", "slack"): 1,  # /gone: a 404 is not retried
+    }

@@ -67,6 +67,16 @@ MAX_VALUE = 1e300
 to infinity could be neither encoded nor read back."""
 
 
+def check_value(sid: str, value: float) -> None:
+    """Refuse a value history cannot keep.
+
+    Raises:
+        InvalidSample: ``value`` is beyond +-``MAX_VALUE``, infinite or NaN.
+    """
+    if not abs(value) <= MAX_VALUE:
+        raise InvalidSample(f"{sid}: value {value:g} is beyond +-{MAX_VALUE:g}")
+
+
 class UnknownSeries(LookupError):
     """No such source, or no such metric of the source, in history."""
 
@@ -166,10 +176,14 @@ class HistoryStore:
         value)``) in history, and publish it on ``metrics.host.<host>``, in one step.
 
         Raises:
+            InvalidSample: a number is not finite or beyond +-``MAX_VALUE``; nothing was
+                stored (as for a service's batch).
             SeriesCapReached: the snapshot has more numbers than the cap allows.
             ValueError: the snapshot is over ``max_payload_bytes``.
             BrokerUnavailable: Redis cannot be reached.
         """
+        for metric, _, value in series:
+            check_value(metric, value)
         infos = [
             (m, _encode(SeriesInfo(metric=m, unit=u, value=v, time=when)), v) for m, u, v in series
         ]
@@ -218,8 +232,7 @@ class HistoryStore:
                 time=now,
             )
         for sid, info in merged.items():
-            if not abs(info.value) <= MAX_VALUE:  # a rate or a sum past it, or inf
-                raise InvalidSample(f"{sid}: value {info.value:g} is beyond +-{MAX_VALUE:g}")
+            check_value(sid, info.value)  # a rate or a sum may pass it
         infos = [(sid, _encode(info), info.value) for sid, info in merged.items()]
         keys, args = self._history_args(source, now, infos)
         head = _encode({"source": source, "time": now, "interval": interval})[:-1]

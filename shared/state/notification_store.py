@@ -4,6 +4,9 @@ queued for the project's sinks.
 A notification is written and announced on ``notifications.<user>`` in one script, so a
 live reader and a later list agree. Marking read and deleting announce themselves the same
 way (``notification.read``, ``notification.deleted``, each with the unread count after it).
+A user keeps the newest ``notify_keep`` for at most ``notify_age`` seconds: older ones are
+neither listed nor counted, and go from Redis at the user's next write (a new
+notification, a read, a delete).
 Each sink of the notification's project gets a :class:`Delivery` record and an entry on
 the delivery stream, which ``relaycast notify`` consumes: nothing here waits for a sink,
 so a sink that is down slows neither the notification nor the task that caused it.
@@ -47,8 +50,25 @@ DELIVERY_CAP = 1000
 QUEUE_CAP = 100_000
 """Entries the delivery stream keeps (approximately); a stalled consumer loses the oldest."""
 
-# KEYS: items hash, order zset, unread set. ARGV: id, JSON, score, cap.
-_CREATE_LUA = """
+# KEYS: items hash, order zset, unread set. Drops the notifications scored before ``cutoff``
+# (a thousand ids a call: unpack has a limit, and a user back after a month may have more).
+_EXPIRE_LUA = """
+local function expire(cutoff)
+  local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff)
+  for i = 1, #old, 1000 do
+    local last = math.min(i + 999, #old)
+    redis.call('HDEL', KEYS[1], unpack(old, i, last))
+    redis.call('SREM', KEYS[3], unpack(old, i, last))
+  end
+  if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff) end
+end
+"""
+
+# KEYS: items hash, order zset, unread set. ARGV: id, JSON, score, cap, cutoff.
+_CREATE_LUA = (
+    _EXPIRE_LUA
+    + """
+expire(ARGV[5])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
@@ -64,9 +84,13 @@ publish_all(0, '{"type":"notification.created","unread":' .. unread
   .. ',"notification":' .. ARGV[2] .. '}')
 return unread
 """
+)
 
-# KEYS: items hash, order zset, unread set. ARGV: id ('' = every one). -1: no such id.
-_READ_LUA = """
+# KEYS: items hash, order zset, unread set. ARGV: id ('' = every one), cutoff. -1: no such id.
+_READ_LUA = (
+    _EXPIRE_LUA
+    + """
+expire(ARGV[2])
 if ARGV[1] == '' then
   redis.call('DEL', KEYS[3])
 elseif redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
@@ -79,15 +103,30 @@ if ARGV[1] ~= '' then event['id'] = ARGV[1] end
 publish_all(0, cjson.encode(event))
 return event['unread']
 """
+)
 
-# KEYS: items hash, order zset, unread set. ARGV: id. -1: no such id.
-_DELETE_LUA = """
+# KEYS: items hash, order zset, unread set. ARGV: id, cutoff. -1: no such id.
+_DELETE_LUA = (
+    _EXPIRE_LUA
+    + """
+expire(ARGV[2])
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 local unread = redis.call('SCARD', KEYS[3])
 publish_all(0, cjson.encode({type='notification.deleted', id=ARGV[1], unread=unread}))
 return unread
+"""
+)
+
+# KEYS: order zset, unread set. ARGV: cutoff. The unread ones scored from ``cutoff`` on.
+_UNREAD_LUA = """
+local count = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score and tonumber(score) >= tonumber(ARGV[1]) then count = count + 1 end
+end
+return count
 """
 
 _encode = msgspec.json.Encoder().encode
@@ -113,6 +152,7 @@ class NotificationStore:
         self._create = AtomicScript(redis, settings, _CREATE_LUA)
         self._read = AtomicScript(redis, settings, _READ_LUA)
         self._delete = AtomicScript(redis, settings, _DELETE_LUA)
+        self._unread = redis.register_script(_UNREAD_LUA)
 
     def _user_keys(self, user: str) -> list[str]:
         base = f"{self.settings.key_prefix}:{{{user_channel(check_user(user))}}}"
@@ -121,10 +161,16 @@ class NotificationStore:
     def _key(self, *parts: str) -> str:
         return ":".join((self.settings.key_prefix, "notify", *parts))
 
+    def _cutoff(self, now: float | None = None) -> int:
+        """The score (ms) of the oldest notification still kept at ``now``."""
+        now = time.time() if now is None else now
+        return max(0, int((now - self.settings.notify_age) * 1000))
+
     # --- a user's notifications ----------------------------------------------------------
 
-    async def create(self, new: NewNotification) -> Notification:
+    async def create(self, new: NewNotification, now: float | None = None) -> Notification:
         """Keep ``new``, announce it on the user's channel, queue it for the project's sinks.
+        ``now`` is its time (default: the wall clock).
 
         Raises:
             InvalidNotification: a malformed field. BrokerUnavailable: Redis is unreachable.
@@ -134,7 +180,7 @@ class NotificationStore:
             check_id(new.project, "project")
         if new.task_id is not None:
             check_id(new.task_id, "task id")
-        now = time.time()
+        now = time.time() if now is None else now
         note = Notification(
             id=f"{int(now * 1000):x}-{secrets.token_hex(4)}",
             created_at=now,
@@ -142,7 +188,7 @@ class NotificationStore:
         )
         raw = _encode(note)
         keys = self._user_keys(new.user)
-        args = [note.id, raw, int(now * 1000), self.settings.notify_keep]
+        args = [note.id, raw, int(now * 1000), self.settings.notify_keep, self._cutoff(now)]
         try:
             await self._create.run(keys, args, [(user_channel(new.user), b"")], now)
         except ValueError as exc:
@@ -154,9 +200,13 @@ class NotificationStore:
     async def notifications(
         self, user: str, limit: int = 50, unread_only: bool = False
     ) -> list[Notification]:
-        """``user``'s notifications, newest first (``read`` as it stands now)."""
+        """``user``'s notifications, newest first (``read`` as it stands now), none older
+        than ``notify_age``."""
         items, order, unread_key = self._user_keys(user)
-        ids = await self._call(self.redis.zrevrange(order, 0, -1 if unread_only else limit - 1))
+        start, num = (None, None) if unread_only else (0, limit)
+        ids = await self._call(
+            self.redis.zrevrangebyscore(order, "+inf", self._cutoff(), start=start, num=num)
+        )
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
@@ -173,8 +223,9 @@ class NotificationStore:
         return found[:limit]
 
     async def unread(self, user: str) -> int:
-        """How many of ``user``'s notifications are unread."""
-        return int(await self._call(self.redis.scard(self._user_keys(user)[2])))
+        """How many of ``user``'s notifications (``notify_age`` old at most) are unread."""
+        _, order, unread_key = self._user_keys(user)
+        return int(await self._call(self._unread(keys=[order, unread_key], args=[self._cutoff()])))
 
     async def mark_read(self, user: str, notification_id: str | None = None) -> int:
         """Mark one notification (or, with None, every one) read; the unread count after.
@@ -196,7 +247,8 @@ class NotificationStore:
         if len(notification_id) > 64:
             raise UnknownNotification(f"no notification {notification_id[:64]!r} of {user!r}")
         keys = self._user_keys(user)
-        result = int(await script.run(keys, [notification_id], [(user_channel(user), b"")]))
+        args = [notification_id, self._cutoff()]
+        result = int(await script.run(keys, args, [(user_channel(user), b"")]))
         if result < 0:
             raise UnknownNotification(f"no notification {notification_id!r} of {user!r}")
         return result
