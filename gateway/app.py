@@ -32,6 +32,7 @@ from gateway.transports.sse import sse
 from shared.broker import create_broker
 from shared.broker.redis_url import redacted_url
 from shared.settings import Settings
+from shared.shutdown import finish
 
 __all__ = ["create_app", "from_environment"]
 
@@ -67,10 +68,12 @@ def create_app(settings: Settings) -> Starlette:
             heartbeat.cancel()
             rebalance.cancel()
             revocations.cancel()
-            await hub.close()
-            await broker.close()
-            await node.api.close()
-            await security.close()
+            # Each step bounded: one that hangs (shared/shutdown.py) must not keep the
+            # process from exiting.
+            await finish(hub.close(), "closing the hub")
+            await finish(broker.close(), "closing the broker")
+            await finish(node.api.close(), "closing the API's Redis clients")
+            await finish(security.close(), "closing the revocation reader")
 
     app = Starlette(
         routes=[
