@@ -214,9 +214,12 @@ class LocalSentinels:
 
     def __init__(self, replicas: int = 1, sentinels: int = 3, service: str = "relaycast") -> None:
         self.service = service
-        self.primary = LocalRedis()
+        # A replica syncs at once, not after the default 5 s wait for others to join the
+        # transfer (after a failover, from the new primary too).
+        sync = ("--repl-diskless-sync-delay", "0")
+        self.primary = LocalRedis(args=sync)
         self.replicas = [
-            LocalRedis(args=("--replicaof", "127.0.0.1", str(self.primary.port)))
+            LocalRedis(args=(*sync, "--replicaof", "127.0.0.1", str(self.primary.port)))
             for _ in range(replicas)
         ]
         self.sentinel_ports = [free_port() for _ in range(sentinels)]

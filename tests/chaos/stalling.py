@@ -9,6 +9,7 @@ resumes from the last offset it has, as any client would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import defaultdict
 from typing import Any
@@ -31,7 +32,9 @@ class StallingClient:
         self.close_codes: list[int] = []
         self.trace: list[tuple[object, ...]] = []
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, calm: asyncio.Event) -> None:
+        """Connect, read and stall, again and again until ``stop``; no stall starts, and
+        one under way ends, once ``calm`` is set (nothing more is published)."""
         while not stop.is_set():
             port = self.ports[self.connects % len(self.ports)]
             self.connects += 1
@@ -41,13 +44,13 @@ class StallingClient:
                 await asyncio.sleep(0.2)
                 continue
             try:
-                await self._session(ws, stop)
+                await self._session(ws, stop, calm)
             except (OSError, TimeoutError, asyncio.IncompleteReadError):
                 self.close_codes.append(1006)
             finally:
                 await ws.close()
 
-    async def _session(self, ws: RawWebSocket, stop: asyncio.Event) -> None:
+    async def _session(self, ws: RawWebSocket, stop: asyncio.Event, calm: asyncio.Event) -> None:
         for channel in self.channels:
             request: dict[str, Any] = {"type": "subscribe", "channel": channel}
             if channel in self.positions:
@@ -57,9 +60,10 @@ class StallingClient:
         stalled_once = False
         read_until = loop.time() + 2.0
         while True:
-            if not stalled_once and self.stall and loop.time() > read_until:
+            if not stalled_once and self.stall and loop.time() > read_until and not calm.is_set():
                 stalled_once = True
-                await asyncio.sleep(self.stall)  # stop reading: the gateway's outbox fills
+                with contextlib.suppress(TimeoutError):  # stop reading: the outbox fills
+                    await asyncio.wait_for(calm.wait(), self.stall)
             try:
                 opcode, payload = await ws.read_frame(timeout=1.0)
             except TimeoutError:

@@ -31,7 +31,7 @@ BULK = "chaos.bulk"  # large messages, so that a stalled client's buffers fill q
 RATE = 10  # messages per second per channel
 BULK_RATE = 60
 BULK_PAD = "x" * 16000
-RUN_SECONDS = 24.0
+AFTER_LAST_KILL = 2.0  # publishing goes on this long after the last chaos event
 
 
 class Tally:
@@ -41,13 +41,15 @@ class Tally:
         self.client = client
         self.received: dict[str, list[int]] = defaultdict(list)
         self.not_recovered = 0
+        self.subscribed: set[str] = set()
 
     async def consume(self) -> None:
         async for event in self.client:
             if isinstance(event, Message):
                 self.received[event.channel].append(int(event.data["n"]))
-            elif isinstance(event, Subscribed) and event.recovered is False:
-                self.not_recovered += 1
+            elif isinstance(event, Subscribed):
+                self.subscribed.add(event.channel)
+                self.not_recovered += event.recovered is False
 
 
 def _missing(got: list[int], sent: int) -> str:
@@ -55,12 +57,14 @@ def _missing(got: list[int], sent: int) -> str:
     return f"{gone[0]}..{gone[-1]} ({len(gone)})" if gone else "none"
 
 
-async def publish_steadily(url: str, channel: str, rate: float, pad: str, stop: float) -> int:
-    """Publish 1, 2, 3... on ``channel`` at ``rate`` per second until ``stop``."""
+async def publish_steadily(
+    url: str, channel: str, rate: float, pad: str, stop: asyncio.Event
+) -> int:
+    """Publish 1, 2, 3... on ``channel`` at ``rate`` per second until ``stop`` is set."""
     sent = 0
     async with AsyncPublisher(url) as publisher:
         start = time.monotonic()
-        while time.monotonic() < stop:
+        while not stop.is_set():
             sent += 1
             await publisher.publish(channel, {"n": sent, "pad": pad} if pad else {"n": sent})
             await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
@@ -102,15 +106,22 @@ async def test_no_message_lost_or_duplicated_through_chaos(
         StallingClient(ports[i % 3 :] + ports[: i % 3], [BULK, CHANNELS[i % 4]], stall=8.0)
         for i in range(STALLERS)
     ]
+    stop = asyncio.Event()  # the publishers stop, and so do the stalls
     stop_stallers = asyncio.Event()
     for tally in tallies:
         await tally.client.start()
     consumers = [asyncio.create_task(t.consume()) for t in tallies]
-    staller_tasks = [asyncio.create_task(s.run(stop_stallers)) for s in stallers]
+    staller_tasks = [asyncio.create_task(s.run(stop_stallers, stop)) for s in stallers]
     await asyncio.gather(*(t.client.wait_connected(30) for t in tallies))
-    await asyncio.sleep(1.0)  # every subscribe answered before the first publish
+    await wait_until(  # every subscribe answered before the first publish
+        lambda: (
+            all(t.subscribed >= set(t.client.channels) for t in tallies)
+            and all(set(s.positions) >= set(s.channels) for s in stallers)
+        ),
+        30,
+        "every subscription confirmed",
+    )
 
-    stop = time.monotonic() + RUN_SECONDS
     publishers = [
         asyncio.create_task(publish_steadily(redis_server.url, ch, RATE, "", stop))
         for ch in CHANNELS
@@ -118,9 +129,9 @@ async def test_no_message_lost_or_duplicated_through_chaos(
 
     admin = aioredis.Redis.from_url(redis_server.url)
     killed, drained = gws[0], gws[1]
-    await asyncio.sleep(4)
-    killed.signal(signal.SIGKILL)  # a crash: its clients reconnect elsewhere and resume
     await asyncio.sleep(3)
+    killed.signal(signal.SIGKILL)  # a crash: its clients reconnect elsewhere and resume
+    await asyncio.sleep(2)
     await asyncio.to_thread(killed.restart)
     await asyncio.sleep(2)
     drained.signal(signal.SIGTERM)  # a deploy: 1012 spread over the drain window
@@ -128,8 +139,10 @@ async def test_no_message_lost_or_duplicated_through_chaos(
     kills = await admin.client_kill_filter(_type="pubsub")  # every gateway's pub/sub link
     await asyncio.to_thread(drained.wait_exit, 15)
     await asyncio.to_thread(drained.restart)
-    await asyncio.sleep(3)
+    await asyncio.sleep(2)
     kills += await admin.client_kill_filter(_type="pubsub")
+    await asyncio.sleep(AFTER_LAST_KILL)  # messages that need the re-made subscriptions
+    stop.set()
     sent = dict(zip([*CHANNELS, BULK], await asyncio.gather(*publishers), strict=True))
 
     def complete() -> bool:
