@@ -8,6 +8,7 @@ redis-py can under Python 3.11 when a cancellation meets an expiring timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -19,10 +20,8 @@ async def test_a_step_that_ignores_cancellation_is_abandoned_after_its_bound(cap
     stopped = asyncio.Event()
 
     async def stubborn() -> None:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            pass  # the cancellation is lost
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)  # the cancellation is lost
         await stopped.wait()  # and the step goes on waiting (until the test ends it)
 
     with caplog.at_level(logging.WARNING, logger="relaycast.shutdown"):
