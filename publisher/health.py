@@ -26,6 +26,8 @@ from typing import Protocol
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from shared.shutdown import finish
+
 __all__ = ["GRACE", "Health", "RoundsWorker", "run_with_health", "serve_health"]
 
 log = logging.getLogger("relaycast.health")
@@ -140,4 +142,4 @@ async def run_with_health(
     finally:
         if server is not None:
             server.close()
-        await worker.close()
+        await finish(worker.close(), "letting go of Redis")  # bounded: the process must exit
