@@ -330,8 +330,7 @@ class WebSocketTransport(asyncio.Protocol):
                 transport.close()  # a server ends the TCP connection (RFC 6455, 7.1.1)
                 return False
             if session.close_code is None:
-                session.last_seen = now = self.loop.time()
-                session.spend(now)  # every frame counts against the frame rate
+                self._heard(session)
                 if opcode == PING and not self.closing:
                     transport.write(control_frame(PONG, frame.data))
             return True
@@ -342,7 +341,7 @@ class WebSocketTransport(asyncio.Protocol):
                 raise Violation(CloseCode.PROTOCOL_ERROR, "unexpected continuation frame")
             partial.add(frame.data, max_size)
             if not frame.fin:
-                self._count_fragment(session)
+                self._heard(session)
                 return True
             self.partial = None
             data = partial.data()
@@ -352,7 +351,7 @@ class WebSocketTransport(asyncio.Protocol):
                 raise Violation(CloseCode.PROTOCOL_ERROR, "expected a continuation frame")
             if not frame.fin:
                 self.partial = Partial(frame)
-                self._count_fragment(session)
+                self._heard(session)
                 return True
             data, compressed = frame.data, frame.rsv1
         if compressed:
@@ -372,7 +371,9 @@ class WebSocketTransport(asyncio.Protocol):
                 self.worker = self.loop.create_task(self._run_commands(session))
         return True
 
-    def _count_fragment(self, session: Session) -> None:
+    def _heard(self, session: Session) -> None:
+        """A frame that is not a whole message: the client was heard, and every frame
+        counts against the frame rate."""
         if session.close_code is None:
             session.last_seen = now = self.loop.time()
             session.spend(now)
