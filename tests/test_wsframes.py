@@ -22,6 +22,7 @@ from gateway.transports.wsframes import (
     CLOSE,
     CONT,
     PING,
+    PONG,
     TEXT,
     Frame,
     Partial,
@@ -63,7 +64,7 @@ data_frames = st.builds(
     st.binary(max_size=300) | st.sampled_from([b"x" * 125, b"y" * 126, b"z" * 65_536]),
 )
 control_frames = st.builds(
-    Frame, st.sampled_from([PING, 0xA]), st.just(True), st.just(False), st.binary(max_size=125)
+    Frame, st.sampled_from([PING, PONG]), st.just(True), st.just(False), st.binary(max_size=125)
 )
 
 
